@@ -1,0 +1,167 @@
+"""The supervisor that waits for one job: light enough to run one per job.
+
+It runs as `python -S -I supervise.py …` and imports only `os`, `time`, `sys` and `_signal`, so it
+costs under 3 MB of private memory while it waits (docs/benchmarks.md has the measurement). It
+does only what must happen at an exact moment or cannot be lost:
+
+1. In `launch:FD` mode it forks once and the parent exits, so the launcher reaps it at once and
+   the supervisor belongs to no editor, server or terminal. It reports its PID on descriptor FD.
+   A supervisor exec'd for a retry runs in `retry` mode and skips this step.
+2. It sleeps until the start time, then forks the job: a new session and process group, stdin
+   from /dev/null, stdout and stderr both the log file opened for appending. The job writes
+   straight to the file, so no pipe stands between it and its log.
+3. It runs the `started` hook (a full Python process with the store) to record the job as
+   running, then waits for the job with waitpid, which gives the exact exit code or signal.
+4. It replaces itself (exec) with the `after` hook, which records the attempt, stops leftover
+   processes and either writes the footer or execs a new supervisor for the next attempt.
+
+SIGTERM before the job starts cancels it; while the job runs, SIGTERM is passed on to the job's
+process group. SIGHUP and SIGINT are ignored, so closing a terminal changes nothing.
+Usage: supervise.py MODE STATE_DIR JOB_ID LOG_PATH CWD START_AT N/TOTAL HOOK_PYTHON HOOK_PATH -- ARGV…
+"""
+
+import os
+import sys
+import time
+
+import _signal
+
+HOOK_BOOT = (
+    "import sys; sys.path[:0] = sys.argv[1].split('\\n'); "
+    "from bgrun.engine.hooks import main; main(sys.argv[2:])"
+)
+
+
+class Cancelled(Exception):
+    pass
+
+
+job_pid = 0
+
+
+def on_term(signum, frame):
+    if job_pid:
+        try:
+            os.killpg(job_pid, _signal.SIGTERM)
+        except OSError:
+            pass
+    else:
+        raise Cancelled()
+
+
+def run_hook(hook_python, hook_path, args):
+    """Run a hook to completion and reap it; a failing hook never stops the supervisor."""
+    try:
+        pid = os.posix_spawn(hook_python, [hook_python, "-I", "-S", "-c", HOOK_BOOT, hook_path] + args,
+                             os.environ)
+        os.waitpid(pid, 0)
+    except OSError:
+        pass
+
+
+def exec_hook(hook_python, hook_path, args):
+    os.execv(hook_python, [hook_python, "-I", "-S", "-c", HOOK_BOOT, hook_path] + args)
+
+
+def start_job(argv, cwd, log_fd, attempt_line):
+    """Fork and exec the job; return (pid, errno text) where the text is empty on success."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            os.setsid()
+            for signum in (_signal.SIGHUP, _signal.SIGINT, _signal.SIGTERM, _signal.SIGPIPE,
+                           _signal.SIGXFSZ, _signal.SIGQUIT):
+                _signal.signal(signum, _signal.SIG_DFL)
+            null_fd = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null_fd, 0)
+            os.dup2(log_fd, 1)
+            os.dup2(log_fd, 2)
+            os.write(1, attempt_line.replace(b"PID", str(os.getpid()).encode()))
+            os.chdir(cwd)
+            os.execvpe(argv[0], argv, os.environ)
+        except BaseException as error:
+            message = "[bgrun] start failed: %s: %s\n" % (type(error).__name__, error)
+            try:
+                os.write(2, message.encode("utf-8", "replace"))
+                os.write(write_end, str(getattr(error, "errno", 0) or 1).encode())
+            finally:
+                os._exit(127)
+    os.close(write_end)
+    failure = b""
+    while True:
+        chunk = os.read(read_end, 64)
+        if not chunk:
+            break
+        failure += chunk
+    os.close(read_end)
+    return pid, failure.decode()
+
+
+def iso_now():
+    now = time.time()
+    offset = time.strftime("%z", time.localtime(now))
+    return "%s.%03d%s:%s" % (time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now)),
+                             int((now % 1) * 1000), offset[:3], offset[3:])
+
+
+def main(argv):
+    global job_pid
+    separator = argv.index("--")
+    mode, state_dir, job_id, log_path, cwd, start_at, attempt, hook_python, hook_path = argv[:separator]
+    job_argv = argv[separator + 1:]
+    hook_args = [state_dir, job_id]
+
+    _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+    if mode.startswith("launch:"):
+        report_fd = int(mode.split(":", 1)[1])
+        if os.fork() > 0:
+            os._exit(0)
+        os.write(report_fd, str(os.getpid()).encode())
+        os.close(report_fd)
+    _signal.signal(_signal.SIGTERM, on_term)
+
+    try:
+        while True:
+            remaining = float(start_at) - time.time()
+            if remaining <= 0:
+                break
+            time.sleep(remaining)
+    except Cancelled:
+        exec_hook(hook_python, hook_path, ["cancelled-before-start"] + hook_args + argv)
+
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND)
+    number, total = attempt.split("/")
+    started_at = time.time()
+    line = "[bgrun] attempt %s of %s started: %s pid PID\n" % (number, total, iso_now())
+    try:
+        pid, failure = start_job(job_argv, cwd, log_fd, line.encode())
+    except Cancelled:
+        exec_hook(hook_python, hook_path, ["cancelled-before-start"] + hook_args + argv)
+    job_pid = pid
+    if failure:
+        _, status = os.waitpid(pid, 0)
+        exec_hook(hook_python, hook_path, ["after", str(status), failure] + hook_args + argv)
+    run_hook(hook_python, hook_path, ["started", str(pid), number, repr(started_at)] + hook_args)
+    _, status = os.waitpid(pid, 0)
+    exec_hook(hook_python, hook_path, ["after", str(status), ""] + hook_args + argv)
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except BaseException:
+        # The hook records internal errors in logs/errors; here only the traceback text remains,
+        # written next to the job's record so `bgrun check` can report it.
+        import traceback
+
+        text = traceback.format_exc()
+        try:
+            path = os.path.join(sys.argv[3], "supervisor-errors.log")
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.write(fd, ("job %s at %s\n%s\n" % (sys.argv[4], iso_now(), text)).encode())
+            os.close(fd)
+        finally:
+            os._exit(70)
