@@ -90,6 +90,7 @@ class Store:
         """Return this thread's connection, opening it on first use."""
         connection = getattr(self._local, "connection", None)
         if connection is None:
+            fresh = not self.db_path.exists()
             try:
                 connection = database.connect(self.db_path)
             except sqlite3.Error as error:
@@ -98,6 +99,12 @@ class Store:
                     f"run 'bgrun check --repair' to rebuild it from the record files"
                 ) from None
             self._local.connection = connection
+            if fresh and any(records.scan_records(self.jobs_dir)):
+                from .check import rebuild_from_records
+
+                count = rebuild_from_records(self)
+                log.warning("job database %s was missing; rebuilt it with %d jobs from the record files",
+                            self.db_path, count)
         return connection
 
     def close(self) -> None:
