@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--keep-leftovers", action="store_true", default=None,
                      help="leave processes that the job left behind running when it ends")
     run.add_argument("--json", action="store_true", help="print the job as JSON")
+    run.add_argument("-f", "--follow", action="store_true",
+                     help="then print the log as it grows until the job ends, and exit with its exit code; "
+                          "Ctrl-C stops following, not the job")
     run.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
 
     listing = commands.add_parser("list", help="list jobs, newest first")
@@ -138,6 +141,9 @@ def command_run(args: argparse.Namespace) -> int:
     warning = linger_warning()
     if warning:
         print(warning, file=sys.stderr)
+    if args.follow:
+        sys.stdout.flush()
+        return follow_log(Store(job["log_root"]), job["id"], follow=True)
     return 0
 
 
@@ -211,8 +217,12 @@ def exit_status_of(job: dict[str, Any]) -> int:
 
 
 def command_logs(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    job = store.get(args.id)
+    return follow_log(open_store(args), args.id, follow=args.follow)
+
+
+def follow_log(store: Store, job_id: str, follow: bool) -> int:
+    """Print a job's log; when following, print new bytes until the job ends and return its status."""
+    job = store.get(job_id)
     path = Path(job["log_path"])
     out = sys.stdout.buffer
     position = 0
@@ -234,10 +244,10 @@ def command_logs(args: argparse.Namespace) -> int:
             out.flush()
 
     copy_new()
-    if not args.follow:
+    if not follow:
         return 0
     while True:
-        job = store.get(args.id)
+        job = store.get(job_id)
         final = job["state"] in schema.FINAL_STATES
         copy_new()
         if final:

@@ -127,7 +127,7 @@ def on_after(status: int, failure: str, state_dir: str, job_id: str, supervisor_
 
     reason = None
     if cancelled:
-        reason = f"stopped by request ({outcome})"
+        reason = f"stopped by request, {outcome}"
     elif failure:
         reason = f"start failed: {failure_text(failure)}"
     elif state == schema.FAILED and total > 1:
