@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="compare the job database, record files, logs and processes")
     check.add_argument("--repair", action="store_true", help="fix every drift found")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument("--full", action="store_true",
+                       help="read every record file, not only those whose size or mtime changed")
 
     serve = commands.add_parser("serve", help="start the language server on stdio (used by the VS Code extension)")
     serve.add_argument("--log-level", default="INFO", help="server log level on stderr (default INFO)")
@@ -312,7 +314,7 @@ def command_remove(args: argparse.Namespace) -> int:
 def command_check(args: argparse.Namespace) -> int:
     from .store.check import run_check
 
-    report = run_check(log_root_for(args), repair=args.repair)
+    report = run_check(log_root_for(args), repair=args.repair, full=args.full)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:

@@ -121,15 +121,19 @@ class Report:
         return "\n".join(lines)
 
 
-def run_check(log_root: str | os.PathLike, repair: bool = False, *, write_clean_report: bool = True) -> Report:
-    """Check one log root, repairing when asked; return the report (also written to logs/sync/)."""
+def run_check(log_root: str | os.PathLike, repair: bool = False, *, write_clean_report: bool = True,
+              full: bool = False) -> Report:
+    """Check one log root, repairing when asked; return the report (also written to logs/sync/).
+
+    `full` reads and compares every record file, not only those whose size or mtime changed.
+    """
     started = time.monotonic()
     root = Path(log_root)
     report = Report(log_root=str(root), repair=repair, started_at=now_iso())
     if (root / STATE_DIR).is_dir():
         store = Store(root)
         try:
-            _check_store(store, report, repair)
+            _check_store(store, report, repair, full)
         finally:
             store.close()
     report.seconds = time.monotonic() - started
@@ -141,17 +145,17 @@ def run_check(log_root: str | os.PathLike, repair: bool = False, *, write_clean_
     return report
 
 
-def _check_store(store: Store, report: Report, repair: bool) -> None:
+def _check_store(store: Store, report: Report, repair: bool, full: bool) -> None:
     connection = _open_or_rebuild(store, report, repair)
     if connection is None:
         return
     with database.transaction(connection):
-        rows = {str(row[0]): (row[1], row[2], row[3], row[4])
-                for row in connection.execute("SELECT id, revision, state, log_path, data FROM jobs")}
+        rows = {str(row[0]): row[1:] for row in connection.execute(
+            "SELECT id, revision, state, log_path, log_missing, file_size, file_mtime_ns FROM jobs")}
         report.jobs = len(rows)
-        files = dict(records.scan_records(store.jobs_dir))
+        files = dict(records.scan_record_entries(store.jobs_dir))
         report.record_files = len(files)
-        jobs = _compare_copies(store, connection, rows, files, report, repair)
+        jobs = _compare_copies(store, connection, rows, files, report, repair, full)
         logs_on_disk = _scan_logs(store.log_root)
         report.log_files = len(logs_on_disk)
         _check_temporary_files(store, report, repair)
@@ -204,35 +208,62 @@ def rebuild_from_records(store: Store) -> int:
                 continue
             row = connection.execute("SELECT revision FROM jobs WHERE id = ?", (int(job_id),)).fetchone()
             if row is None or row[0] < job["revision"]:
-                database.put_row(connection, job)
-                database.raise_high_water_mark(connection, job_id)
+                _import_file(connection, job, path)
                 imported += 1
     return imported
 
 
-def _compare_copies(store, connection, rows, files, report, repair) -> dict[str, dict[str, Any]]:
-    """Compare rows with record files byte for byte; return the winning job of every id."""
+def _import_file(connection: sqlite3.Connection, job: dict[str, Any], path: Path) -> None:
+    database.put_row(connection, job)
+    database.raise_high_water_mark(connection, job["id"])
+    with contextlib.suppress(OSError):
+        database.set_file_stat(connection, job["id"], path.stat())
+
+
+def _summary(job: dict[str, Any]) -> dict[str, Any]:
+    return {"revision": job["revision"], "state": job["state"], "log_path": job.get("log_path"),
+            "log_missing": bool(job.get("log_missing"))}
+
+
+def _compare_copies(store, connection, rows, files, report, repair, full) -> dict[str, dict[str, Any]]:
+    """Compare each row with its record file; return a summary of the winning copy of every job.
+
+    A record file whose size and mtime equal those stored when it was last written and verified
+    is unchanged, so only files that differ (or all of them, with `full`) are read and compared
+    byte for byte with the row's text.
+    """
     jobs: dict[str, dict[str, Any]] = {}
-    for job_id, (revision, state, log_path, text) in rows.items():
-        path = files.pop(job_id, None)
-        if path is None:
+    for job_id, (revision, state, log_path, log_missing, size, mtime_ns) in rows.items():
+        summary = {"revision": revision, "state": state, "log_path": log_path, "log_missing": bool(log_missing)}
+        jobs[job_id] = summary
+        entry = files.pop(job_id, None)
+        if entry is None:
             drift = Drift("record_file_missing", job_id, f"{records.record_path(store.jobs_dir, job_id)} is missing")
             if repair:
-                drift.repaired = _write_file(store, json.loads(text), drift)
+                drift.repaired = _write_file(store, connection, json.loads(database.get_text(connection, job_id)), drift)
             report.drifts.append(drift)
-            jobs[job_id] = {"state": state, "log_path": log_path, "text": text}
             continue
         try:
-            data = path.read_bytes()
+            stat = entry.stat()
+        except OSError:
+            stat = None
+        if not full and stat is not None and (stat.st_size, stat.st_mtime_ns) == (size, mtime_ns):
+            continue
+        text = database.get_text(connection, job_id)
+        try:
+            data = Path(entry.path).read_bytes()
         except OSError as error:
             data = f"unreadable: {error}".encode()
         if data == text.encode("utf-8"):
-            jobs[job_id] = {"state": state, "log_path": log_path, "text": text}
+            if repair and stat is not None:
+                database.set_file_stat(connection, job_id, stat)
             continue
-        jobs[job_id] = _resolve_difference(store, connection, job_id, path, json.loads(text), report, repair)
-    for job_id, path in files.items():
+        jobs[job_id] = _resolve_difference(store, connection, job_id, Path(entry.path), json.loads(text), report, repair)
+
+    for job_id, entry in files.items():
         if not database.is_valid_id(job_id):
             continue
+        path = Path(entry.path)
         try:
             job = records.read_record(path)
         except (OSError, ValueError) as error:
@@ -246,12 +277,11 @@ def _compare_copies(store, connection, rows, files, report, repair) -> dict[str,
             continue
         drift = Drift("database_row_missing", job_id, f"record file {path.name} (revision {job['revision']}) has no row")
         if repair:
-            database.put_row(connection, job)
-            database.raise_high_water_mark(connection, job_id)
+            _import_file(connection, job, path)
             drift.repaired = True
             drift.detail += "; imported"
         report.drifts.append(drift)
-        jobs[job_id] = {"state": job["state"], "log_path": job["log_path"], "text": schema.to_json(job)}
+        jobs[job_id] = _summary(job)
     return jobs
 
 
@@ -261,32 +291,36 @@ def _resolve_difference(store, connection, job_id, path, row_job, report, repair
     except (OSError, ValueError) as error:
         drift = Drift("record_unreadable", job_id, f"{error}; the database row wins")
         if repair:
-            drift.repaired = _write_file(store, row_job, drift)
+            drift.repaired = _write_file(store, connection, row_job, drift)
         report.drifts.append(drift)
-        return {"state": row_job["state"], "log_path": row_job["log_path"], "text": schema.to_json(row_job)}
+        return _summary(row_job)
     file_wins = file_job["revision"] > row_job["revision"]
-    winner = file_job if file_wins else row_job
     changed = sorted(k for k in set(file_job) | set(row_job) if file_job.get(k) != row_job.get(k))
     drift = Drift("fields_differ", job_id,
                   f"fields {', '.join(changed) or '(formatting)'} differ; database revision {row_job['revision']}, "
                   f"record file revision {file_job['revision']}; the {'record file' if file_wins else 'database'} wins")
     if repair:
         if file_wins:
-            database.put_row(connection, file_job)
+            _import_file(connection, file_job, path)
             drift.repaired = True
         else:
-            drift.repaired = _write_file(store, row_job, drift)
+            drift.repaired = _write_file(store, connection, row_job, drift)
     report.drifts.append(drift)
-    return {"state": winner["state"], "log_path": winner["log_path"], "text": schema.to_json(winner)}
+    return _summary(file_job if file_wins else row_job)
 
 
-def _write_file(store: Store, job: dict[str, Any], drift: Drift) -> bool:
+def _write_file(store: Store, connection: sqlite3.Connection, job: dict[str, Any], drift: Drift) -> bool:
     try:
         records.write_record(store.jobs_dir, job)
-        return records.verify_record(store.jobs_dir, job)
+        stat = records.verify_record(store.jobs_dir, job)
     except OSError as error:
         drift.detail += f"; repair failed: {error}"
         return False
+    if stat is None:
+        drift.detail += "; repair failed: the rewritten file differs when read back"
+        return False
+    database.set_file_stat(connection, job["id"], stat)
+    return True
 
 
 def _scan_logs(log_root: Path) -> set[str]:
@@ -344,8 +378,8 @@ def _import_orphan_logs(store, connection, jobs, logs_on_disk, report, repair) -
                 job["id"] = database.allocate_id(connection, store.jobs_dir)
             database.put_row(connection, job)
             database.raise_high_water_mark(connection, job["id"])
-            records.write_record(store.jobs_dir, job)
-            jobs[job["id"]] = {"state": job["state"], "log_path": path, "text": schema.to_json(job)}
+            _write_file(store, connection, job, drift)
+            jobs[job["id"]] = _summary(job)
             drift.repaired = True
             drift.detail += f"; imported as job {job['id']} ({job['state']})"
         report.drifts.append(drift)
@@ -411,19 +445,16 @@ def _check_logs_and_processes(store: Store, jobs, logs_on_disk, report, repair) 
 
     for job_id, summary in jobs.items():
         if summary["state"] in schema.ACTIVE_STATES:
-            job = json.loads(summary["text"])
-            if not _is_settling(job) and not _has_live_process(job, liveness):
+            job = store.get(job_id)
+            if job["state"] in schema.ACTIVE_STATES and not _is_settling(job) and not _has_live_process(job, liveness):
                 _repair_process_gone(store, job, report, repair, finalise)
         log_path = summary["log_path"]
         if not log_path:
             continue
         exists = log_path in logs_on_disk or os.path.exists(log_path)
-        # Record text is canonical JSON (sorted keys, two-space indent), so this test is exact.
-        marked_missing = '"log_missing": true' in summary["text"]
-        if exists != marked_missing:
+        if exists != summary["log_missing"]:
             continue
-        detail = f"{log_path} is missing" if not exists else f"{log_path} is back"
-        drift = Drift("log_missing", job_id, detail)
+        drift = Drift("log_missing", job_id, f"{log_path} is missing" if not exists else f"{log_path} is back")
         if repair:
             store.update(job_id, lambda record, missing=not exists: record.update(log_missing=missing))
             drift.repaired = True

@@ -30,9 +30,14 @@ CREATE_STATEMENTS = (
         state TEXT NOT NULL,
         category TEXT,
         log_path TEXT,
+        log_missing INTEGER NOT NULL DEFAULT 0,
+        file_size INTEGER,
+        file_mtime_ns INTEGER,
         data TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state)",
+    # Covers the check's scan of every job, so it never reads the JSON text of unchanged jobs.
+    "CREATE INDEX IF NOT EXISTS jobs_summary ON jobs(revision, state, log_path, log_missing, file_size, file_mtime_ns)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 
@@ -102,11 +107,19 @@ def get_text(connection: sqlite3.Connection, job_id: str) -> str | None:
 
 
 def put_row(connection: sqlite3.Connection, job: dict[str, Any]) -> None:
+    """Insert or replace a job's row; the record file's stat is unknown until `set_file_stat`."""
     connection.execute(
-        "INSERT OR REPLACE INTO jobs(id, revision, state, category, log_path, data) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO jobs(id, revision, state, category, log_path, log_missing, data) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (int(job["id"]), job["revision"], job["state"], job.get("category"), job.get("log_path"),
-         schema.to_json(job)),
+         int(bool(job.get("log_missing"))), schema.to_json(job)),
     )
+
+
+def set_file_stat(connection: sqlite3.Connection, job_id: str, stat: os.stat_result) -> None:
+    """Remember the size and mtime of the verified record file, so checks can skip reading it."""
+    connection.execute("UPDATE jobs SET file_size = ?, file_mtime_ns = ? WHERE id = ?",
+                       (stat.st_size, stat.st_mtime_ns, int(job_id)))
 
 
 def delete_row(connection: sqlite3.Connection, job_id: str) -> bool:

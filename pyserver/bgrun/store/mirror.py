@@ -176,7 +176,7 @@ class Store:
                 prepare(job)
             database.put_row(connection, job)
             faults.reach("db-written")
-            self.last_sync = self._write_file(job)
+            self.last_sync = self._write_file(job, connection)
             faults.reach("record-written")
         faults.reach("committed")
         return job
@@ -200,7 +200,7 @@ class Store:
                 job = self._apply(current, mutate)
                 database.put_row(connection, job)
                 faults.reach("db-written")
-                self.last_sync = self._write_file(job)
+                self.last_sync = self._write_file(job, connection)
                 faults.reach("record-written")
             faults.reach("committed")
             return job
@@ -228,12 +228,19 @@ class Store:
         self._report_sync_failure(job, self.last_sync.message)
         return job
 
-    def _write_file(self, job: dict[str, Any]) -> SyncStatus:
-        """Write and verify the record file; a failure is reported and returned, never raised."""
+    def _write_file(self, job: dict[str, Any], connection: sqlite3.Connection | None = None) -> SyncStatus:
+        """Write and verify the record file; a failure is reported and returned, never raised.
+
+        With a connection (inside the write transaction), the verified file's stat is stored in
+        the row, which lets `check` skip reading files that have not changed since.
+        """
         try:
             records.write_record(self.jobs_dir, job)
-            if not records.verify_record(self.jobs_dir, job):
+            stat = records.verify_record(self.jobs_dir, job)
+            if stat is None:
                 raise OSError("the record file read back differs from what was written")
+            if connection is not None:
+                database.set_file_stat(connection, job["id"], stat)
         except OSError as error:
             status = SyncStatus(False, f"record file write failed: {error}")
             self._report_sync_failure(job, status.message)

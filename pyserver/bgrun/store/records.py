@@ -33,12 +33,15 @@ def write_record(jobs_dir: Path, job: dict[str, Any]) -> Path:
     return path
 
 
-def verify_record(jobs_dir: Path, job: dict[str, Any]) -> bool:
-    """Return True when the record file holds exactly the canonical form of `job`."""
+def verify_record(jobs_dir: Path, job: dict[str, Any]) -> os.stat_result | None:
+    """Return the record file's stat when it holds exactly the canonical form of `job`, else None."""
     try:
-        return record_path(jobs_dir, str(job["id"])).read_bytes() == schema.to_json(job).encode("utf-8")
+        with open(record_path(jobs_dir, str(job["id"])), "rb") as handle:
+            if handle.read() == schema.to_json(job).encode("utf-8"):
+                return os.fstat(handle.fileno())
     except OSError:
-        return False
+        pass
+    return None
 
 
 def read_record(path: Path) -> dict[str, Any]:
@@ -78,6 +81,19 @@ def scan_records(jobs_dir: Path) -> Iterator[tuple[str, Path]]:
             name = entry.name
             if name.endswith(".json") and not name.startswith("."):
                 yield name[:-5], Path(entry.path)
+
+
+def scan_record_entries(jobs_dir: Path) -> Iterator[tuple[str, os.DirEntry]]:
+    """Yield (job id, directory entry) for every record file; entries carry a cheap stat."""
+    try:
+        entries = os.scandir(jobs_dir)
+    except FileNotFoundError:
+        return
+    with entries:
+        for entry in entries:
+            name = entry.name
+            if name.endswith(".json") and not name.startswith("."):
+                yield name[:-5], entry
 
 
 def scan_temporary_files(jobs_dir: Path) -> Iterator[Path]:
