@@ -153,12 +153,12 @@ def _check_store(store: Store, report: Report, repair: bool, full: bool) -> None
         rows = {str(row[0]): row[1:] for row in connection.execute(
             "SELECT id, revision, state, log_path, log_missing, file_size, file_mtime_ns FROM jobs")}
         report.jobs = len(rows)
-        files = dict(records.scan_record_entries(store.jobs_dir))
+        files, temporary = _scan_record_folder(store.jobs_dir)
         report.record_files = len(files)
         jobs = _compare_copies(store, connection, rows, files, report, repair, full)
         logs_on_disk = _scan_logs(store.log_root)
         report.log_files = len(logs_on_disk)
-        _check_temporary_files(store, report, repair)
+        _check_temporary_files(temporary, report, repair)
         _import_orphan_logs(store, connection, jobs, logs_on_disk, report, repair)
     _check_logs_and_processes(store, jobs, logs_on_disk, report, repair)
 
@@ -336,8 +336,26 @@ def _scan_logs(log_root: Path) -> set[str]:
     return found
 
 
-def _check_temporary_files(store: Store, report: Report, repair: bool) -> None:
-    for path in records.scan_temporary_files(store.jobs_dir):
+def _scan_record_folder(jobs_dir: Path) -> tuple[dict[str, os.DirEntry], list[Path]]:
+    """List the record files and the temporary files of the jobs folder in one pass."""
+    files: dict[str, os.DirEntry] = {}
+    temporary: list[Path] = []
+    try:
+        entries = os.scandir(jobs_dir)
+    except FileNotFoundError:
+        return files, temporary
+    with entries:
+        for entry in entries:
+            name = entry.name
+            if name.endswith(".json") and not name.startswith("."):
+                files[name[:-5]] = entry
+            elif name.startswith(".") and name.endswith(records.TEMP_SUFFIX):
+                temporary.append(Path(entry.path))
+    return files, temporary
+
+
+def _check_temporary_files(temporary: list[Path], report: Report, repair: bool) -> None:
+    for path in temporary:
         parts = path.name.split(".")
         writer = int(parts[3]) if len(parts) > 4 and parts[3].isdigit() else None
         if writer is not None and writer != os.getpid() and _pid_exists(writer):

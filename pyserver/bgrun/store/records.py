@@ -81,28 +81,3 @@ def scan_records(jobs_dir: Path) -> Iterator[tuple[str, Path]]:
             name = entry.name
             if name.endswith(".json") and not name.startswith("."):
                 yield name[:-5], Path(entry.path)
-
-
-def scan_record_entries(jobs_dir: Path) -> Iterator[tuple[str, os.DirEntry]]:
-    """Yield (job id, directory entry) for every record file; entries carry a cheap stat."""
-    try:
-        entries = os.scandir(jobs_dir)
-    except FileNotFoundError:
-        return
-    with entries:
-        for entry in entries:
-            name = entry.name
-            if name.endswith(".json") and not name.startswith("."):
-                yield name[:-5], entry
-
-
-def scan_temporary_files(jobs_dir: Path) -> Iterator[Path]:
-    """Yield temporary files that a writer left behind when it died before the rename."""
-    try:
-        entries = os.scandir(jobs_dir)
-    except FileNotFoundError:
-        return
-    with entries:
-        for entry in entries:
-            if entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX):
-                yield Path(entry.path)
