@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Stop the cluster that up.sh started in STATE_DIR: cancel its jobs, kill
-# job processes that outlive their job, then stop slurmd, slurmctld and
-# munged by the PIDs that up.sh and restart-ctld.sh recorded in
+# Stop the cluster that up.sh started in STATE_DIR. Cancel its jobs, kill
+# the job processes that scancel could not end, then stop slurmd, slurmctld
+# and munged by the PIDs that up.sh and restart-ctld.sh recorded in
 # STATE_DIR/run. Signals go only to those PIDs and to the job processes
 # that this cluster's slurmstepd reports, never to processes found by name.
 #
@@ -18,11 +18,12 @@ source "$SCRIPT_DIR/lib.sh"
 # Cancel every job that has not finished and wait until squeue lists none.
 # Needs a running slurmctld.
 cancel_jobs() {
-    local job_ids deadline
+    local job_ids deadline start
     recorded_pid slurmctld >/dev/null || return 0
     job_ids=$(squeue -h -o '%A') || return 0
     [[ -n $job_ids ]] || return 0
 
+    start=$(now_us)
     log "cancelling jobs: $(tr '\n' ' ' <<<"$job_ids")"
     # shellcheck disable=SC2086
     scancel $job_ids || true
@@ -34,6 +35,7 @@ cancel_jobs() {
         fi
         sleep 0.1
     done
+    log "cancelled jobs in $(elapsed_s "$start" "$(now_us)")s"
 }
 
 # Print the PIDs of slurmstepd processes that listen on a socket in this
@@ -65,9 +67,7 @@ main() {
 
     cancel_jobs
     kill_leftover_jobs
-    stop_daemon slurmd
-    stop_daemon slurmctld
-    stop_daemon munged
+    stop_daemons slurmd slurmctld munged
     # A daemon stopped by SIGKILL leaves its own PID file behind.
     rm -f "$STATE_DIR"/run/*.daemon.pid
 

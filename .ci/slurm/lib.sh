@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for up.sh, down.sh, restart-ctld.sh and purge-jobs.sh.
 # Source this file after setting STATE_DIR to an absolute path.
 #
@@ -35,11 +36,20 @@ elapsed_s() {
 }
 
 require_state_dir() {
-    [[ -n ${1:-} ]] || die "missing STATE_DIR argument; usage: $0 STATE_DIR"
-    [[ -d $1 ]] || die "STATE_DIR $1 not found; run up.sh $1 first"
+    [[ -n ${1:-} ]] || die "missing STATE_DIR argument. Usage: $0 STATE_DIR"
+    [[ -d $1 ]] || die "STATE_DIR $1 not found. Run up.sh $1 first"
     STATE_DIR=$(cd "$1" && pwd -P)
     export SLURM_CONF=$STATE_DIR/slurm.conf
-    [[ -f $SLURM_CONF ]] || die "$SLURM_CONF not found; run up.sh $STATE_DIR first"
+    [[ -f $SLURM_CONF ]] || die "$SLURM_CONF not found. Run up.sh $STATE_DIR first"
+}
+
+# Succeed if process $1 exists and is not a zombie. A daemon whose parent
+# exited is reparented, and a zombie lasts until the new parent reaps it.
+process_running() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ ${stat:0:1} != Z ]]
 }
 
 # Print the PID recorded for daemon $1 if that process is still the daemon
@@ -50,6 +60,7 @@ recorded_pid() {
     [[ -f $pid_file ]] || return 1
     pid=$(<"$pid_file")
     [[ $pid =~ ^[0-9]+$ ]] || return 1
+    process_running "$pid" || return 1
     comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
     [[ $comm == "$name" ]] || return 1
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$STATE_DIR/" || return 1
@@ -67,26 +78,34 @@ start_daemon() {
     printf '%s\n' "$!" >"$STATE_DIR/run/$name.pid"
 }
 
-# Send SIGTERM to daemon $1 by its recorded PID and wait until it exits.
-# Sends SIGKILL if it is still running after CI_SLURM_TIMEOUT seconds.
-stop_daemon() {
-    local name=$1 pid deadline
-    if ! pid=$(recorded_pid "$name"); then
-        rm -f "$STATE_DIR/run/$name.pid"
-        return 0
-    fi
-    kill -TERM "$pid" 2>/dev/null || true
-    deadline=$((SECONDS + CI_SLURM_TIMEOUT))
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((SECONDS >= deadline)); then
-            log "$name (pid $pid) still running ${CI_SLURM_TIMEOUT}s after SIGTERM; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            break
+# Send SIGTERM to the named daemons by their recorded PIDs, all at once, and
+# wait until they exit. Send SIGKILL to any still running after
+# CI_SLURM_TIMEOUT seconds.
+stop_daemons() {
+    local name pid deadline start
+    local -A pids=()
+    start=$(now_us)
+    for name in "$@"; do
+        if pid=$(recorded_pid "$name"); then
+            pids[$name]=$pid
+            kill -TERM "$pid" 2>/dev/null || true
         fi
-        sleep 0.05
+        rm -f "$STATE_DIR/run/$name.pid"
     done
-    rm -f "$STATE_DIR/run/$name.pid"
-    log "stopped $name (pid $pid)"
+
+    deadline=$((SECONDS + CI_SLURM_TIMEOUT))
+    for name in "${!pids[@]}"; do
+        pid=${pids[$name]}
+        while process_running "$pid"; do
+            if ((SECONDS >= deadline)); then
+                log "$name (pid $pid) still running ${CI_SLURM_TIMEOUT}s after SIGTERM. Sending SIGKILL"
+                kill -KILL "$pid" 2>/dev/null || true
+                break
+            fi
+            sleep 0.05
+        done
+        log "stopped $name (pid $pid) $(elapsed_s "$start" "$(now_us)")s after SIGTERM"
+    done
 }
 
 # Poll command "$@" every 0.1 s until it succeeds. Return 1 after
@@ -96,11 +115,12 @@ wait_until() {
     shift
     pid=$(<"$STATE_DIR/run/$name.pid")
     until "$@" >/dev/null 2>&1; do
-        # kill -0 and not recorded_pid, because right after start_daemon the
-        # process may still be setsid, before it executes the daemon.
-        if ! kill -0 "$pid" 2>/dev/null; then
+        # process_running and not recorded_pid, because right after
+        # start_daemon the process may still be setsid, before it executes
+        # the daemon.
+        if ! process_running "$pid"; then
             log "$name exited during startup; last lines of its logs:"
-            tail -n 20 "$STATE_DIR/log/$name.console.log" "$STATE_DIR/log/$name.log" 2>/dev/null >&2
+            tail -n 20 "$STATE_DIR/log/$name.console.log" "$STATE_DIR/log/$name.log" >&2 2>/dev/null
             return 1
         fi
         if ((SECONDS >= deadline)); then
@@ -125,9 +145,22 @@ node_ready() {
     [[ $(sinfo -h -N -n localhost -o '%T') =~ ^(idle|mixed|allocated)$ ]]
 }
 
+# Start slurmctld and wait until scontrol ping reports it UP.
 start_slurmctld() {
     start_daemon slurmctld slurmctld -D -f "$SLURM_CONF"
     if ! wait_until slurmctld ctld_ready; then
-        die "slurmctld did not answer scontrol ping; see $STATE_DIR/log/slurmctld.log"
+        die "scontrol ping did not report slurmctld UP. See $STATE_DIR/log/slurmctld.log"
+    fi
+}
+
+# Stop slurmctld by its recorded PID and start it again. On SIGTERM,
+# slurmctld writes all state to StateSaveLocation, and on start it recovers
+# jobs from there, so running jobs go on and finished ones stay listed.
+restart_slurmctld() {
+    stop_daemons slurmctld
+    start_slurmctld
+    if ! wait_until slurmctld node_ready; then
+        scontrol show node localhost >&2 || true
+        die "node localhost is not ready after the slurmctld restart. See $STATE_DIR/log/slurmctld.log"
     fi
 }

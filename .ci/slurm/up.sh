@@ -25,10 +25,12 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 source "$SCRIPT_DIR/lib.sh"
 
-PACKAGES=(slurmctld slurmd slurm-client munge)
+PACKAGES=(slurmctld slurmd slurm-client munge iproute2)
 CTLD_PORT=${CI_SLURM_CTLD_PORT:-6817}
 SLURMD_PORT=${CI_SLURM_SLURMD_PORT:-6818}
 MIN_JOB_AGE=${CI_SLURM_MIN_JOB_AGE:-600}
+# Daemons that this run started, to stop again if the run fails.
+STARTED=()
 
 packages_installed() {
     local package status
@@ -39,11 +41,14 @@ packages_installed() {
 }
 
 apt_update() {
-    apt-get update -q >>"$APT_LOG" 2>&1
+    apt-get update -q -o DPkg::Lock::Timeout=300 >>"$APT_LOG" 2>&1
 }
 
+# DPkg::Lock::Timeout waits for another apt-get or dpkg on the machine to
+# finish instead of failing at once.
 apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        -o DPkg::Lock::Timeout=300 \
         "${PACKAGES[@]}" >>"$APT_LOG" 2>&1
 }
 
@@ -52,20 +57,23 @@ apt_install() {
 # current package lists fails, for example on a mirror that dropped an old
 # version.
 install_packages() {
-    local start
+    local start policy
     start=$(now_us)
     if packages_installed; then
         log "packages already installed: ${PACKAGES[*]}"
         return 0
     fi
 
-    if ! apt-cache policy slurmctld 2>/dev/null | grep -q 'Candidate: [0-9]'; then
-        apt_update || { tail -n 20 "$APT_LOG" >&2; die "apt-get update failed; see $APT_LOG"; }
+    # Capture the output before matching it, because with pipefail a pipe
+    # into grep -q fails whenever grep exits early and apt-cache gets SIGPIPE.
+    policy=$(apt-cache policy slurmctld 2>/dev/null)
+    if [[ $policy != *"Candidate: "[0-9]* ]]; then
+        apt_update || { tail -n 20 "$APT_LOG" >&2; die "apt-get update failed. See $APT_LOG"; }
     fi
     if ! apt_install; then
-        log "apt-get install failed; running apt-get update and retrying"
-        apt_update || { tail -n 20 "$APT_LOG" >&2; die "apt-get update failed; see $APT_LOG"; }
-        apt_install || { tail -n 20 "$APT_LOG" >&2; die "apt-get install ${PACKAGES[*]} failed; see $APT_LOG"; }
+        log "apt-get install failed. Running apt-get update and retrying"
+        apt_update || { tail -n 20 "$APT_LOG" >&2; die "apt-get update failed. See $APT_LOG"; }
+        apt_install || { tail -n 20 "$APT_LOG" >&2; die "apt-get install ${PACKAGES[*]} failed. See $APT_LOG"; }
     fi
     log "installed ${PACKAGES[*]} in $(elapsed_s "$start" "$(now_us)")s"
 }
@@ -79,7 +87,7 @@ check_munge_path() {
     dir=$(dirname "$STATE_DIR")
     while [[ $dir != / ]]; do
         if ! ((8#$(stat -c '%a' "$dir") & 1)); then
-            die "folder $dir is not executable by all users, so munged rejects its socket under $STATE_DIR; use another STATE_DIR or chmod o+x $dir"
+            die "folder $dir is not executable by all users, so munged rejects its socket under $STATE_DIR. Use another STATE_DIR or run chmod o+x $dir"
         fi
         dir=$(dirname "$dir")
     done
@@ -96,7 +104,8 @@ port_in_use() {
 # SlurmdParameters=config_overrides so that slurmd accepts the higher count.
 node_hardware() {
     local line
-    line=$(slurmd -C | head -n 1)
+    line=$(slurmd -C)
+    line=${line%%$'\n'*}
     if [[ -n ${CI_SLURM_CPUS:-} ]]; then
         [[ $CI_SLURM_CPUS =~ ^[1-9][0-9]*$ ]] || die "invalid CI_SLURM_CPUS '$CI_SLURM_CPUS': expected a positive integer"
         printf 'CPUs=%s %s\n' "$CI_SLURM_CPUS" "$(grep -o 'RealMemory=[0-9]*' <<<"$line")"
@@ -141,7 +150,9 @@ JobCompLoc=$STATE_DIR/log/jobcomp.log
 # Finished jobs stay visible to scontrol show job for MinJobAge seconds.
 MinJobAge=$MIN_JOB_AGE
 # slurmctld starts pending batch jobs from a loop that runs once a second,
-# and by default at most every 3 s (batch_sched_delay=3).
+# and by default at most every 3 s (batch_sched_delay=3). Slurm 22.05 reads
+# this value in its first scheduling pass only, so a job submitted in the
+# first 3 s after slurmctld starts still waits until 3 s after the start.
 SchedulerParameters=batch_sched_delay=0
 JobRequeue=0
 ReturnToService=2
@@ -173,14 +184,24 @@ start_munged() {
         --socket="$dir/munge.socket.2" \
         --pid-file="$STATE_DIR/run/munged.daemon.pid" \
         --seed-file="$dir/munged.seed"
-    wait_until munged munge_ready || die "munged did not start; see $STATE_DIR/log/munged.console.log"
+    wait_until munged munge_ready || die "munged did not start. See $STATE_DIR/log/munged.console.log"
 }
 
+# -N localhost names the node, because the host name matches no NodeName.
+# Without -N, slurmd 22.05 also falls back to NodeName=localhost.
 start_slurmd() {
     start_daemon slurmd slurmd -D -f "$SLURM_CONF" -N localhost
     if ! wait_until slurmd node_ready; then
         scontrol show node localhost >&2 || true
-        die "node localhost did not become idle; see $STATE_DIR/log/slurmd.log"
+        die "node localhost did not become ready. See $STATE_DIR/log/slurmd.log"
+    fi
+}
+
+stop_started_on_failure() {
+    local status=$?
+    if ((status != 0 && ${#STARTED[@]} > 0)); then
+        log "stopping the daemons this run started: ${STARTED[*]}. Logs stay in $STATE_DIR/log"
+        stop_daemons "${STARTED[@]}"
     fi
 }
 
@@ -193,6 +214,11 @@ main() {
     mkdir -p "$STATE_DIR"/{run,munge,ctld,spool,log}
     chmod 0755 "$STATE_DIR/munge"
     APT_LOG=$STATE_DIR/log/apt.log
+    for port in "$CTLD_PORT" "$SLURMD_PORT"; do
+        if ! [[ $port =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
+            die "invalid port '$port' in CI_SLURM_CTLD_PORT or CI_SLURM_SLURMD_PORT: expected 1 to 65535"
+        fi
+    done
     [[ $MIN_JOB_AGE =~ ^[0-9]+$ ]] || die "invalid CI_SLURM_MIN_JOB_AGE '$MIN_JOB_AGE': expected seconds, 0 or more"
 
     install_packages
@@ -205,22 +231,32 @@ main() {
     done
     if [[ -n $running ]]; then
         # A running daemon read the existing slurm.conf, so keep it.
-        log "already running:$running; keeping $SLURM_CONF"
+        log "already running:$running. Keeping $SLURM_CONF"
     else
-        port_in_use "$CTLD_PORT" && die "port $CTLD_PORT is in use; stop that process or set CI_SLURM_CTLD_PORT"
-        port_in_use "$SLURMD_PORT" && die "port $SLURMD_PORT is in use; stop that process or set CI_SLURM_SLURMD_PORT"
+        port_in_use "$CTLD_PORT" && die "port $CTLD_PORT is in use. Stop that process or set CI_SLURM_CTLD_PORT"
+        port_in_use "$SLURMD_PORT" && die "port $SLURMD_PORT is in use. Stop that process or set CI_SLURM_SLURMD_PORT"
         write_slurm_conf
     fi
     write_env_file
 
-    recorded_pid munged >/dev/null || start_munged
-    recorded_pid slurmctld >/dev/null || start_slurmctld
-    recorded_pid slurmd >/dev/null || start_slurmd
+    trap stop_started_on_failure EXIT
+    if ! recorded_pid munged >/dev/null; then
+        STARTED+=(munged)
+        start_munged
+    fi
+    if ! recorded_pid slurmctld >/dev/null; then
+        STARTED+=(slurmctld)
+        start_slurmctld
+    fi
+    if ! recorded_pid slurmd >/dev/null; then
+        STARTED+=(slurmd)
+        start_slurmd
+    fi
     if ! wait_until slurmd node_ready; then
         scontrol show node localhost >&2 || true
-        die "node localhost is not ready; see $STATE_DIR/log/slurmd.log"
+        die "node localhost is not ready. See $STATE_DIR/log/slurmd.log"
     fi
-    log "cluster up in $(elapsed_s "$start" "$(now_us)")s; SLURM_CONF=$SLURM_CONF"
+    log "cluster up in $(elapsed_s "$start" "$(now_us)")s with SLURM_CONF=$SLURM_CONF"
 
     cat "$STATE_DIR/env.sh"
 }
