@@ -2,12 +2,15 @@
 
 Every test runs real processes. Jobs a test leaves running are stopped at teardown by process
 group, after checking that each recorded PID still belongs to the job (PID and start time).
+Processes left in a job's group or session, processes carrying the job's BGRUN_JOB marker and
+processes a test registered with `Project.track` are stopped too.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -18,7 +21,7 @@ from typing import Callable
 import psutil
 import pytest
 
-from bgrun.engine import liveness
+from bgrun.engine import liveness, stop
 from bgrun.store import Store
 
 DEFAULT_TIMEOUT = 60.0
@@ -48,6 +51,19 @@ class Project:
         self.log_root = root / "logs"
         self.log_root.mkdir(parents=True)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("BGRUN_")}
+        self.tracked: list[psutil.Process] = []
+
+    def bgrun_argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "bgrun", *args]
+
+    def track(self, pid: int) -> None:
+        """Stop this process at teardown if it still runs (a process a test started itself)."""
+        if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+            raise ValueError(f"invalid PID to track: {pid!r}")
+        try:
+            self.tracked.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
 
     def run(self, *args: str, cwd: Path | None = None, env: dict | None = None, check: bool = False,
             timeout: float = DEFAULT_TIMEOUT) -> subprocess.CompletedProcess:
@@ -62,6 +78,25 @@ class Project:
         """Run `bgrun run --json OPTIONS -- COMMAND` and return the job it printed."""
         result = self.run("run", "--json", *options, "--", *command, check=True, **kwargs)
         return json.loads(result.stdout)
+
+    def submit_from_killed_group(self, *command: str, options: tuple[str, ...] = ("--delay", "0")) -> dict:
+        """Submit from a shell in its own process group, then SIGKILL that whole group at once.
+
+        The shell runs `bgrun run` and then sleeps, so the group is still there to kill when the
+        job has been submitted.
+        """
+        output = self.root / f"submitted-{len(self.tracked)}.json"
+        line = shlex.join(self.bgrun_argv("run", "--json", *options, "--", *command)) \
+            + f" > {shlex.quote(str(output))}.part; mv {shlex.quote(str(output))}.part {shlex.quote(str(output))}; exec sleep 300"
+        shell = subprocess.Popen(["/bin/sh", "-c", line], cwd=self.root, env=self.env, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.track(shell.pid)
+        try:
+            wait_for(output.exists, message="the launcher to print the job")
+        finally:
+            os.killpg(shell.pid, signal.SIGKILL)
+            shell.wait()
+        return json.loads(output.read_text())
 
     def store(self) -> Store:
         return Store(self.log_root)
@@ -79,8 +114,10 @@ class Project:
 
     def wait_footer(self, job_id: str, timeout: float = DEFAULT_TIMEOUT) -> str:
         """Wait until the job's log ends with its sync line; return the log text."""
+        log_path = Path(self.job(job_id)["log_path"])
+
         def footer_done():
-            text = Path(self.job(job_id)["log_path"]).read_bytes().decode("utf-8", "replace")
+            text = log_path.read_bytes().decode("utf-8", "replace")
             return text if "\n[bgrun] sync: " in text else None
         return wait_for(footer_done, timeout=timeout, message=f"the footer of job {job_id}")
 
@@ -88,6 +125,8 @@ class Project:
         return Path(self.job(job_id)["log_path"]).read_bytes().decode("utf-8", "replace")
 
     def stop_leftover_jobs(self) -> None:
+        for process in self.tracked:
+            kill_if_same(process)
         if not (self.log_root / ".bgrun").is_dir():
             return
         store = self.store()
@@ -109,6 +148,36 @@ class Project:
                         process.kill()
                 except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
                     pass
+            for process in group_members_started_after(job.get("pid"), job.get("pid_create_time")):
+                kill_if_same(process)
+            marker = stop.job_marker(job)
+            for process in stop.marked_processes(marker) if marker else []:
+                kill_if_same(process)
+
+
+def kill_if_same(process: psutil.Process) -> None:
+    """SIGKILL `process` unless it ended or its PID now belongs to another process."""
+    try:
+        if process.is_running():
+            process.kill()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        pass
+
+
+def group_members_started_after(leader_pid: int | None, leader_create_time: float | None) -> list[psutil.Process]:
+    """Return processes left in the group or session of a job's main process, started no earlier than it."""
+    if not leader_pid or leader_create_time is None:
+        return []
+    members = []
+    for process in psutil.process_iter(["create_time"]):
+        try:
+            if process.info["create_time"] + liveness.CREATE_TIME_TOLERANCE < leader_create_time:
+                continue
+            if os.getpgid(process.pid) == leader_pid or os.getsid(process.pid) == leader_pid:
+                members.append(process)
+        except (ProcessLookupError, PermissionError, OSError, TypeError):
+            continue
+    return members
 
 
 @pytest.fixture

@@ -157,7 +157,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise UsageError(f"cannot read config file {path}: {error}; fix or remove the file") from None
     if isinstance(data.get("bgrun"), dict):
-        data = {**data, **data.pop("bgrun")}
+        table = data.pop("bgrun")
+        data = {**data, **table}
     unknown = sorted(set(data) - set(SETTING_NAMES))
     if unknown:
         raise UsageError(

@@ -87,12 +87,34 @@ SCRIPT_SUFFIXES = (".py", ".js", ".mjs", ".cjs", ".ts", ".mts", ".sh", ".bash", 
                    ".R", ".r", ".lua", ".php", ".ipynb")
 
 
+# `<<WORD`, `<<-WORD`, `<<'WORD'` or `<<"WORD"`, but not the here-string `<<<`.
+HEREDOC_START = re.compile(r"""(?<!<)<<(?!<)(-?)\s*(['"]?)([A-Za-z0-9_.-]+)\2""")
+
+
+def drop_heredoc_bodies(command: str) -> str:
+    """Remove the lines of here-documents, which are data for a command and not commands."""
+    if "<<" not in command:
+        return command
+    kept: list[str] = []
+    pending: list[tuple[bool, str]] = []
+    for line in command.split("\n"):
+        if pending:
+            strip_tabs, word = pending[0]
+            if (line.lstrip("\t") if strip_tabs else line) == word:
+                pending.pop(0)
+            continue
+        kept.append(line)
+        pending = [(dash == "-", word) for dash, _, word in HEREDOC_START.findall(line)]
+    return "\n".join(kept)
+
+
 def split_shell_words(command: str) -> list[str]:
     """Split a command line into words and operators the way a POSIX shell tokenises it.
 
-    Unbalanced quotes fall back to whitespace splitting: the shell will report the error itself
-    when the job runs, and the name only needs a best guess.
+    Here-document bodies are dropped first. Unbalanced quotes fall back to whitespace splitting:
+    the shell will report the error itself when the job runs, and the name only needs a best guess.
     """
+    command = drop_heredoc_bodies(command)
     lexer = shlex.shlex(command.replace("\n", " ; "), posix=True, punctuation_chars=";&|()<>")
     lexer.whitespace_split = True
     lexer.commenters = ""

@@ -14,9 +14,12 @@ from typing import Mapping
 
 from .. import faults
 from ..errors import UsageError
+from .stop import JOB_MARKER_VARIABLE
 
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
+# A value in matching quotes, optionally followed by a `# comment`.
+QUOTED_VALUE = re.compile(r"""^(['"])((?:\\.|(?!\1).)*)\1(?:\s+#.*)?$""")
 
 
 def validate_env(env: Mapping[str, str] | None) -> dict[str, str]:
@@ -29,6 +32,10 @@ def validate_env(env: Mapping[str, str] | None) -> dict[str, str]:
             raise UsageError(f"invalid value for environment variable {name}: expected text, got {type(value).__name__}")
         if "\0" in value:
             raise UsageError(f"invalid value for environment variable {name}: it contains a NUL byte")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"invalid value for environment variable {name}: it is not valid UTF-8 text") from None
         result[name] = value
     return result
 
@@ -51,9 +58,10 @@ def read_env_file(path: str | os.PathLike, cwd: str) -> dict[str, str]:
         if not match:
             raise UsageError(f"invalid line {number} in env file {file_path}: {line!r}; expected NAME=value")
         name, value = match.groups()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-            if match.group(2)[0] == '"':
+        quoted = QUOTED_VALUE.match(value)
+        if quoted:
+            value = quoted.group(2)
+            if quoted.group(1) == '"':
                 value = value.replace("\\n", "\n").replace('\\"', '"')
         else:
             value = re.sub(r"\s+#.*$", "", value)
@@ -61,11 +69,20 @@ def read_env_file(path: str | os.PathLike, cwd: str) -> dict[str, str]:
     return values
 
 
-def activation(prefix: str | os.PathLike) -> tuple[dict[str, str], str]:
-    """Return the variables that activate a venv or conda prefix, and its kind ("venv" or "conda")."""
-    root = Path(os.path.expanduser(str(prefix))).resolve()
+def activation(prefix: str | os.PathLike, cwd: str | None = None) -> tuple[dict[str, str], str]:
+    """Return the variables that activate a venv or conda prefix, and its kind ("venv" or "conda").
+
+    A relative `prefix` is taken from `cwd` (the job's working directory), as env files are.
+    """
+    # A venv's bin/python is a symlink to the base interpreter, so the prefix is taken from the
+    # path as given, and only then are symlinks resolved.
+    root = Path(os.path.expanduser(str(prefix)))
+    if not root.is_absolute():
+        root = Path(cwd or os.getcwd()) / root
+    root = Path(os.path.normpath(root))
     if root.is_file() and root.parent.name == "bin":
         root = root.parent.parent
+    root = root.resolve()
     bin_dir = root / "bin"
     if (root / "conda-meta").is_dir():
         return {"CONDA_PREFIX": str(root), "CONDA_DEFAULT_ENV": root.name}, "conda"
@@ -78,14 +95,16 @@ def activation(prefix: str | os.PathLike) -> tuple[dict[str, str], str]:
 
 
 def build_environment(base: Mapping[str, str], added: Mapping[str, str], env_file_values: Mapping[str, str],
-                      environment: str | None) -> tuple[dict[str, str], str | None]:
+                      environment: str | None, cwd: str | None = None) -> tuple[dict[str, str], str | None]:
     """Return the job's full environment and the resolved environment prefix (or None)."""
-    env = {k: v for k, v in base.items() if k != faults.ENV_VAR}
+    # A job started from inside another job must not carry the outer job's marker, or stopping
+    # the outer job would also stop this one.
+    env = {k: v for k, v in base.items() if k not in (faults.ENV_VAR, JOB_MARKER_VARIABLE)}
     env.update(env_file_values)
     env.update(added)
     resolved = None
     if environment:
-        variables, kind = activation(environment)
+        variables, kind = activation(environment, cwd)
         resolved = variables.get("VIRTUAL_ENV") or variables["CONDA_PREFIX"]
         env.pop("PYTHONHOME", None)
         env.update(variables)

@@ -28,7 +28,7 @@ from ..store import Store, now_iso
 from . import liveness
 from .errorlog import write_error_log
 from .finish import finalise
-from .stop import collect_tree, terminate_tree
+from .stop import collect_tree, job_marker, terminate_tree
 
 log = logging.getLogger("bgrun.hooks")
 
@@ -60,11 +60,12 @@ def decode_status(status: int) -> tuple[int | None, int | None]:
 
 
 def stop_leftovers(job: dict[str, Any]) -> str:
-    """Stop (or only count) processes left in the job's group or session; return the footer text."""
+    """Stop (or only count) processes left in the job's group or session or carrying its marker;
+    return the footer text."""
     pid = job.get("pid")
     if not pid:
         return "0"
-    leftovers = collect_tree(None, int(pid))
+    leftovers = collect_tree(None, int(pid), job_marker(job))
     if not leftovers:
         return "0"
     if not job.get("kill_leftovers", True):
@@ -150,8 +151,12 @@ def failure_text(errno_text: str) -> str:
 
 def on_cancelled_before_start(state_dir: str, job_id: str) -> None:
     store = store_for(state_dir)
-    finalise(store, job_id, schema.CANCELLED, reason="stopped before it started", exit_code=None,
-             signum=None, leftovers="0")
+    job = store.get(job_id)
+    if job.get("attempts"):
+        reason = f"stopped while waiting to retry (attempt {job.get('attempt')} of {int(job.get('retries') or 0) + 1})"
+    else:
+        reason = "stopped before it started"
+    finalise(store, job_id, schema.CANCELLED, reason=reason, exit_code=None, signum=None, leftovers="0")
 
 
 def iso_at(timestamp: float) -> str:

@@ -31,7 +31,11 @@ log = logging.getLogger("bgrun.spawn")
 
 SUPERVISOR_SCRIPT = Path(__file__).with_name("supervise.py")
 SHELL = "/bin/sh"
-MAX_COMMAND_LENGTH = 128 * 1024
+# Linux limits each word passed to exec to MAX_ARG_STRLEN (32 pages: 131072 bytes with its NUL
+# on 4 KiB pages), and a shell command line is one word of `/bin/sh -c`.
+MAX_COMMAND_LENGTH = 128 * 1024 - 1
+# The language server accepts the same maximum (server/params.py).
+MAX_DELAY_SECONDS = 366 * 24 * 3600
 SHELL_BUILTINS = frozenset(
     "alias bg break builtin cd command continue declare echo eval exec exit export false fc fg "
     "getopts hash jobs kill let local printf pwd read readonly return set shift source test times "
@@ -83,6 +87,21 @@ def check_platform() -> None:
         )
 
 
+def require_utf8(value: str, what: str) -> None:
+    """Raise UsageError when `value` contains undecodable bytes, which the job store cannot record."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(
+            f"invalid {what} {value!r}: it is not valid UTF-8 text; write such bytes with printf "
+            f"escapes or put them in a script"
+        ) from None
+
+
+def _utf8_length(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
 def _validate_command(request: RunRequest) -> tuple[str, list[str] | None]:
     if (request.command is None) == (request.argv is None):
         raise UsageError("give exactly one of 'command' (a shell command line) and 'argv' (a list of words)")
@@ -92,16 +111,19 @@ def _validate_command(request: RunRequest) -> tuple[str, list[str] | None]:
             raise UsageError(f"invalid argv {request.argv!r}: expected a non-empty list of words, the first naming the program")
         if any("\0" in word for word in argv):
             raise UsageError("invalid argv: a word contains a NUL byte, which no program can receive")
-        if sum(len(word) for word in argv) > MAX_COMMAND_LENGTH:
-            raise UsageError(f"invalid argv: longer than {MAX_COMMAND_LENGTH} characters; put the command in a script")
+        for word in argv:
+            require_utf8(word, "argv word")
+        if sum(_utf8_length(word) for word in argv) > MAX_COMMAND_LENGTH:
+            raise UsageError(f"invalid argv: longer than {MAX_COMMAND_LENGTH} bytes; put the command in a script")
         return shlex.join(argv), argv
     command = request.command
     if not isinstance(command, str) or not command.strip():
         raise UsageError(f"invalid command {command!r}: expected a non-empty shell command line")
     if "\0" in command:
         raise UsageError("invalid command: it contains a NUL byte, which no shell can receive")
-    if len(command) > MAX_COMMAND_LENGTH:
-        raise UsageError(f"invalid command: longer than {MAX_COMMAND_LENGTH} characters; put it in a script")
+    require_utf8(command, "command")
+    if _utf8_length(command) > MAX_COMMAND_LENGTH:
+        raise UsageError(f"invalid command: longer than {MAX_COMMAND_LENGTH} bytes; put it in a script")
     return command, None
 
 
@@ -113,7 +135,9 @@ def _validate_cwd(cwd: str | None) -> Path:
         path = Path.cwd() / path
     if not path.is_dir():
         raise StartError(f"working directory not found: {path}; create it or pass an existing folder with --cwd")
-    return path.resolve()
+    path = path.resolve()
+    require_utf8(str(path), "working directory")
+    return path
 
 
 def find_program(word: str, env: Mapping[str, str], cwd: Path) -> bool:
@@ -129,8 +153,13 @@ def _check_program(command: str, argv: list[str] | None, env: Mapping[str, str],
     if argv is not None:
         program = argv[0]
     else:
+        words_of_line = naming.split_shell_words(command)
+        # A line that defines a shell function may call it by name, which no PATH lookup finds.
+        if "()" in words_of_line or any(first == "(" and second == ")"
+                                        for first, second in zip(words_of_line, words_of_line[1:])):
+            return
         program = None
-        for words in naming.simple_commands(naming.split_shell_words(command)):
+        for words in naming.simple_commands(words_of_line):
             rest = [w for w in words if not naming.ASSIGNMENT.match(w)]
             if not rest:
                 continue
@@ -158,8 +187,8 @@ def plan_job(request: RunRequest, *, editor: Mapping[str, Any] | None = None,
     cwd = _validate_cwd(request.cwd)
     settings = config.resolve_settings(cwd, overrides=request.overrides(), editor=editor,
                                        environ=environ, workspace=workspace)
-    name = naming.validate_segment(request.name, "name", "--name") if request.name else naming.derive_name(command, argv)
-    if request.category:
+    name = naming.validate_segment(request.name, "name", "--name") if request.name is not None else naming.derive_name(command, argv)
+    if request.category is not None:
         category = naming.validate_segment(request.category, "category", "--category")
     else:
         default = naming.validate_segment(settings.category, "default category", "the 'category' setting")
@@ -168,10 +197,13 @@ def plan_job(request: RunRequest, *, editor: Mapping[str, Any] | None = None,
 
     added = job_environment.validate_env(request.env)
     env_file_values = job_environment.read_env_file(settings.env_file, str(cwd)) if settings.env_file else {}
-    env, environment_prefix = job_environment.build_environment(environ, added, env_file_values, settings.environment)
+    env, environment_prefix = job_environment.build_environment(environ, added, env_file_values, settings.environment,
+                                                                str(cwd))
     _check_program(command, argv, env, cwd)
 
     delay = settings.delay
+    if delay > MAX_DELAY_SECONDS:
+        raise UsageError(f"invalid delay {delay:g} s: at most {MAX_DELAY_SECONDS} s (366 days); check the unit, which is seconds")
     fields = {
         "name": name, "category": category, "command": command, "argv": argv, "shell": argv is None,
         "cwd": str(cwd), "log_root": settings.log_root, "env": added, "env_file": settings.env_file,
@@ -207,7 +239,14 @@ def _report_rejection(request: RunRequest, error: BgrunError, context: Mapping[s
     """Write a rejected request to logs/errors when a log root can be found for it."""
     try:
         cwd = Path(request.cwd) if request.cwd and Path(request.cwd).is_dir() else Path.cwd()
-        root = config.resolve_log_root(cwd, request.log_root or (os.environ.get("BGRUN_LOG_ROOT") or None))
+        try:
+            settings = config.resolve_settings(cwd, overrides={"log_root": request.log_root},
+                                               editor=context.get("editor"), environ=context.get("environ"),
+                                               workspace=context.get("workspace"))
+            root = Path(settings.log_root)
+        except BgrunError:
+            # An invalid setting may be the rejection itself; the rule without bgrun.toml still applies.
+            root = config.resolve_log_root(cwd, request.log_root or (os.environ.get("BGRUN_LOG_ROOT") or None))
         if not root.is_dir():
             return
         write_error_log(root, "rejected", f"request rejected: {error}\ncommand: {request.command or request.argv!r}\ncwd: {request.cwd}")
@@ -233,29 +272,43 @@ def launch(plan: Plan) -> dict[str, Any]:
 
     def reserve_log(job: dict[str, Any]) -> None:
         try:
-            path = logfile.create_log_file(folder, job["name"], created)
-            job["log_path"] = str(path)
-            logfile.append(path, logfile.header_bytes(job), new_line=False)
+            job["log_path"] = str(logfile.create_log_file(folder, job["name"], created))
         except OSError as error:
             raise StartError(
                 f"log folder not writable: {folder} ({error}); fix its permissions or choose another "
                 f"log root with --log-root or BGRUN_LOG_ROOT"
             ) from None
 
+    # The header, which names the job id, is written only once the record is committed: a
+    # launcher killed inside the transaction leaves at most an empty file, never a log that
+    # claims an id the next job will get.
     job = store.create(fields, prepare=reserve_log)
     log.info("job %s: submitted %r, starts in %.3f s, log %s", job["id"], job["command"], plan.fields["delay"], job["log_path"])
     try:
+        logfile.append(job["log_path"], logfile.header_bytes(job), new_line=False)
+    except OSError as error:
+        _fail_launch(store, log_root, job, f"its log {job['log_path']} could not be written: {error}")
+        raise StartError(
+            f"job {job['id']} failed to start: log folder not writable: {folder} ({error}); fix its "
+            f"permissions or choose another log root with --log-root or BGRUN_LOG_ROOT"
+        ) from None
+    try:
         supervisor_pid = start_supervisor(store, job, plan, start_at)
     except OSError as error:
-        from .finish import finalise
-
         message = f"the supervisor could not be started: {error}"
-        write_error_log(log_root, job["name"], f"job {job['id']}: {message}")
-        finalise(store, job["id"], schema.FAILED, reason=message, exit_code=None, signum=None, leftovers="0")
+        _fail_launch(store, log_root, job, message)
         raise StartError(f"job {job['id']} failed to start: {message}; check that {sys.executable} runs") from None
     create_time = liveness.create_time_of(supervisor_pid)
     return store.update(job["id"], lambda record: record.update(supervisor_pid=supervisor_pid,
                                                                supervisor_create_time=create_time))
+
+
+def _fail_launch(store: Store, log_root: Path, job: dict[str, Any], message: str) -> None:
+    """Record a job that could not be launched as failed, with an error log."""
+    from .finish import finalise
+
+    write_error_log(log_root, job["name"], f"job {job['id']}: {message}")
+    finalise(store, job["id"], schema.FAILED, reason=message, exit_code=None, signum=None, leftovers="0")
 
 
 def hook_path() -> str:
@@ -305,6 +358,7 @@ def rerun_request(job: dict[str, Any]) -> RunRequest:
         category=job["category"],
         name=job["name"],
         retries=job.get("retries"),
+        backoff=(job.get("backoff") or {}).get("initial"),
         env=job.get("env") or {},
         env_file=job.get("env_file"),
         environment=job.get("environment"),

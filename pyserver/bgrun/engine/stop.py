@@ -1,7 +1,9 @@
 """Stopping a job: its whole process tree, with SIGTERM first and SIGKILL after a grace period.
 
 The tree is the job's main process, its descendants (even those that left its process group),
-and every process still in its process group or session. A running job is stopped by signalling
+every process still in its process group or session, and every process whose environment contains
+the job's marker (`BGRUN_JOB`, set by the supervisor), which finds a daemon that double-forked
+into a session of its own unless it cleared its environment. A running job is stopped by signalling
 that tree, and its supervisor records it as cancelled with the signal. A job still waiting for
 its timer is stopped by signalling its supervisor, which then records the cancellation itself.
 A job whose PID now belongs to another process is never signalled (see liveness.py).
@@ -25,6 +27,8 @@ from . import liveness
 log = logging.getLogger("bgrun.stop")
 
 POLL_SECONDS = 0.05
+# Environment variable that the supervisor gives each job; supervise.py sets the same name.
+JOB_MARKER_VARIABLE = "BGRUN_JOB"
 # How long to wait for the supervisor to record the outcome once the job's processes are gone.
 RECORD_TIMEOUT = 15.0
 
@@ -44,8 +48,51 @@ def group_and_session_members(leader_pid: int) -> list[psutil.Process]:
     return members
 
 
-def collect_tree(main: psutil.Process | None, leader_pid: int) -> dict[int, psutil.Process]:
-    """Return the job's main process, its descendants and its group and session members."""
+def job_marker(job: dict[str, Any]) -> str | None:
+    """Return the value of the job's BGRUN_JOB variable: `<id>@<log root>`, as supervise.py builds it."""
+    if not job.get("id") or not job.get("log_root"):
+        return None
+    return f"{job['id']}@{job['log_root']}"
+
+
+def marked_processes(marker: str) -> list[psutil.Process]:
+    """Return the processes whose environment at exec held BGRUN_JOB=`marker`."""
+    if os.path.isdir("/proc/self"):
+        return _marked_processes_from_proc(marker)
+    members = []
+    own = os.getpid()
+    for process in psutil.process_iter():
+        if process.pid == own:
+            continue
+        try:
+            if process.environ().get(JOB_MARKER_VARIABLE) == marker:
+                members.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            continue
+    return members
+
+
+def _marked_processes_from_proc(marker: str) -> list[psutil.Process]:
+    """Search the raw /proc/PID/environ bytes, which costs less than parsing each one with psutil."""
+    needle = b"\0" + f"{JOB_MARKER_VARIABLE}={marker}".encode("utf-8", "surrogateescape") + b"\0"
+    members = []
+    own = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == own:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as handle:
+                environ = handle.read()
+            if needle in b"\0" + environ:
+                members.append(psutil.Process(int(entry.name)))
+        except (OSError, psutil.NoSuchProcess):
+            continue
+    return members
+
+
+def collect_tree(main: psutil.Process | None, leader_pid: int, marker: str | None = None) -> dict[int, psutil.Process]:
+    """Return the job's main process, its descendants, its group and session members and the
+    processes that carry its marker."""
     tree: dict[int, psutil.Process] = {}
     if main is not None:
         tree[main.pid] = main
@@ -56,16 +103,25 @@ def collect_tree(main: psutil.Process | None, leader_pid: int) -> dict[int, psut
             pass
     for member in group_and_session_members(leader_pid):
         tree.setdefault(member.pid, member)
+    if marker:
+        for member in marked_processes(marker):
+            tree.setdefault(member.pid, member)
     return tree
 
 
 def signal_all(processes: Iterable[psutil.Process], signum: int) -> int:
-    """Send `signum` to each process that still runs; return how many were signalled."""
+    """Send `signum` to each process that still runs; return how many were signalled.
+
+    SIGTERM is followed by SIGCONT, because a stopped process (SIGSTOP, Ctrl-Z) handles SIGTERM
+    only once it runs again.
+    """
     count = 0
     for process in processes:
         try:
             if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
                 process.send_signal(signum)
+                if signum == signal.SIGTERM:
+                    process.send_signal(signal.SIGCONT)
                 count += 1
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
@@ -127,7 +183,7 @@ def stop_job(store: Store, job_id: str, grace: float | None = None, wait: bool =
         supervisor = liveness.process_if_alive(job.get("supervisor_pid"), job.get("supervisor_create_time"))
 
         if main is not None or (job["state"] == schema.RUNNING and job.get("pid")):
-            for pid, process in collect_tree(main, int(job["pid"])).items():
+            for pid, process in collect_tree(main, int(job["pid"]), job_marker(job)).items():
                 if pid not in tree:
                     tree[pid] = process
                     signal_all([process], signal.SIGTERM)

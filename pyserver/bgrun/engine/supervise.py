@@ -26,6 +26,10 @@ import time
 
 import _signal
 
+# Only the job gets this variable, so `bgrun stop` (stop.py) can find processes that left its
+# session. The supervisor and its hooks do not carry it.
+JOB_MARKER_VARIABLE = "BGRUN_JOB"
+
 HOOK_BOOT = (
     "import sys; sys.path[:0] = sys.argv[1].split('\\n'); "
     "from bgrun.engine.hooks import main; main(sys.argv[2:])"
@@ -44,7 +48,12 @@ def on_term(signum, frame):
         try:
             os.killpg(job_pid, _signal.SIGTERM)
         except OSError:
-            pass
+            # The job has not called setsid yet, so its group does not exist. SIGTERM is blocked
+            # in it until its handlers are reset, so the signal waits there and then ends it.
+            try:
+                os.kill(job_pid, _signal.SIGTERM)
+            except OSError:
+                pass
     else:
         raise Cancelled()
 
@@ -63,9 +72,15 @@ def exec_hook(hook_python, hook_path, args):
     os.execv(hook_python, [hook_python, "-I", "-S", "-c", HOOK_BOOT, hook_path] + args)
 
 
-def start_job(argv, cwd, log_fd, attempt_line):
-    """Fork and exec the job; return (pid, errno text) where the text is empty on success."""
+def start_job(argv, cwd, log_fd, attempt_line, marker):
+    """Fork and exec the job; return (pid, errno text) where the text is empty on success.
+
+    SIGTERM stays blocked from before the fork until `job_pid` is set, so a stop request can no
+    longer arrive in the gap where the job exists but the supervisor would treat it as not started.
+    """
+    global job_pid
     read_end, write_end = os.pipe()
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, [_signal.SIGTERM])
     pid = os.fork()
     if pid == 0:
         try:
@@ -74,13 +89,16 @@ def start_job(argv, cwd, log_fd, attempt_line):
             for signum in (_signal.SIGHUP, _signal.SIGINT, _signal.SIGTERM, _signal.SIGPIPE,
                            _signal.SIGXFSZ, _signal.SIGQUIT):
                 _signal.signal(signum, _signal.SIG_DFL)
+            _signal.pthread_sigmask(_signal.SIG_UNBLOCK, [_signal.SIGTERM])
             null_fd = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null_fd, 0)
             os.dup2(log_fd, 1)
             os.dup2(log_fd, 2)
             os.write(1, attempt_line.replace(b"PID", str(os.getpid()).encode()))
             os.chdir(cwd)
-            os.execvpe(argv[0], argv, os.environ)
+            env = dict(os.environ)
+            env[JOB_MARKER_VARIABLE] = marker
+            os.execvpe(argv[0], argv, env)
         except BaseException as error:
             message = "[bgrun] start failed: %s: %s\n" % (type(error).__name__, error)
             try:
@@ -88,6 +106,8 @@ def start_job(argv, cwd, log_fd, attempt_line):
                 os.write(write_end, str(getattr(error, "errno", 0) or 1).encode())
             finally:
                 os._exit(127)
+    job_pid = pid
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, [_signal.SIGTERM])
     os.close(write_end)
     failure = b""
     while True:
@@ -107,7 +127,6 @@ def iso_now():
 
 
 def main(argv):
-    global job_pid
     separator = argv.index("--")
     mode, state_dir, job_id, log_path, cwd, start_at, attempt, hook_python, hook_path = argv[:separator]
     job_argv = argv[separator + 1:]
@@ -123,24 +142,28 @@ def main(argv):
         os.close(report_fd)
     _signal.signal(_signal.SIGTERM, on_term)
 
+    number, total = attempt.split("/")
     try:
         while True:
             remaining = float(start_at) - time.time()
             if remaining <= 0:
                 break
-            time.sleep(remaining)
+            # Waking each minute rereads the wall clock, so a clock step or a suspend of the
+            # host moves the start no later than a minute past its time.
+            time.sleep(min(remaining, 60.0))
+        # O_CREAT recreates a log that was deleted during the timer, so the job still has one.
+        # When even that fails (its folder is gone), the attempt ends as a start failure.
+        try:
+            log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as error:
+            exec_hook(hook_python, hook_path,
+                      ["after", str(127 << 8), str(error.errno or 1)] + hook_args + argv)
+        started_at = time.time()
+        line = "[bgrun] attempt %s of %s started: %s pid PID\n" % (number, total, iso_now())
+        marker = "%s@%s" % (job_id, os.path.dirname(state_dir))
+        pid, failure = start_job(job_argv, cwd, log_fd, line.encode(), marker)
     except Cancelled:
         exec_hook(hook_python, hook_path, ["cancelled-before-start"] + hook_args + argv)
-
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND)
-    number, total = attempt.split("/")
-    started_at = time.time()
-    line = "[bgrun] attempt %s of %s started: %s pid PID\n" % (number, total, iso_now())
-    try:
-        pid, failure = start_job(job_argv, cwd, log_fd, line.encode())
-    except Cancelled:
-        exec_hook(hook_python, hook_path, ["cancelled-before-start"] + hook_args + argv)
-    job_pid = pid
     if failure:
         _, status = os.waitpid(pid, 0)
         exec_hook(hook_python, hook_path, ["after", str(status), failure] + hook_args + argv)
@@ -159,9 +182,9 @@ if __name__ == "__main__":
 
         text = traceback.format_exc()
         try:
-            path = os.path.join(sys.argv[3], "supervisor-errors.log")
+            path = os.path.join(sys.argv[2], "supervisor-errors.log")
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            os.write(fd, ("job %s at %s\n%s\n" % (sys.argv[4], iso_now(), text)).encode())
+            os.write(fd, ("job %s at %s\n%s\n" % (sys.argv[3], iso_now(), text)).encode())
             os.close(fd)
         finally:
             os._exit(70)
