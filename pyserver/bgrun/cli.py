@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="start the language server on stdio (used by the VS Code extension)")
     serve.add_argument("--log-level", default="INFO", help="server log level on stderr (default INFO)")
+    serve.add_argument("--stdio", action="store_true",
+                       help="talk over stdin and stdout (the only transport; accepted because language clients pass it)")
     return parser
 
 

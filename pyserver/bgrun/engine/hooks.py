@@ -79,7 +79,10 @@ def backoff_seconds(job: dict[str, Any], failed_attempt: int) -> float:
     initial = float(backoff.get("initial", 5.0))
     factor = float(backoff.get("factor", 2.0))
     maximum = float(backoff.get("max", 300.0))
-    return min(maximum, initial * factor ** (failed_attempt - 1))
+    try:
+        return min(maximum, initial * factor ** (failed_attempt - 1))
+    except OverflowError:  # thousands of retries with a factor above 1
+        return maximum
 
 
 def on_after(status: int, failure: str, state_dir: str, job_id: str, supervisor_argv: list[str]) -> None:
