@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .. import config, logfile, naming, schema
 from ..errors import BgrunError, StartError, UsageError
@@ -225,14 +225,21 @@ def preview(request: RunRequest, **context: Any) -> dict[str, Any]:
             "command": plan.fields["command"], "environment": plan.fields["environment"]}
 
 
-def submit(request: RunRequest, **context: Any) -> dict[str, Any]:
-    """Record and launch a job; return it as stored (state `scheduled`)."""
+def submit(request: RunRequest, *, run_later: Callable[[Callable[[], None]], Any] | None = None,
+           **context: Any) -> dict[str, Any]:
+    """Record and launch a job; return it as stored (state `scheduled`).
+
+    With `run_later` (such as a thread pool's `submit`), the job is returned as soon as it is
+    recorded and its supervisor is started by `run_later`. A supervisor that fails to start is
+    then recorded on the job (state `failed`, with an error log) instead of raised. The timer is
+    unaffected, because the supervisor waits for an absolute start time.
+    """
     try:
         plan = plan_job(request, **context)
     except BgrunError as error:
         _report_rejection(request, error, context)
         raise
-    return launch(plan)
+    return launch(plan, run_later)
 
 
 def _report_rejection(request: RunRequest, error: BgrunError, context: Mapping[str, Any]) -> None:
@@ -254,7 +261,23 @@ def _report_rejection(request: RunRequest, error: BgrunError, context: Mapping[s
         pass
 
 
-def launch(plan: Plan) -> dict[str, Any]:
+def launch(plan: Plan, run_later: Callable[[Callable[[], None]], Any] | None = None) -> dict[str, Any]:
+    store, job, start_at = record_job(plan)
+    if run_later is None:
+        return start_job(store, job, plan, start_at)
+
+    def start_in_background() -> None:
+        try:
+            start_job(store, job, plan, start_at)
+        except StartError as error:
+            log.error("job %s: %s", job["id"], error)
+
+    run_later(start_in_background)
+    return job
+
+
+def record_job(plan: Plan) -> tuple[Store, dict[str, Any], float]:
+    """Store a new job and write its log header; return the store, the job and its start time."""
     log_root = Path(plan.fields["log_root"])
     folder = log_root / plan.fields["category"]
     try:
@@ -292,6 +315,12 @@ def launch(plan: Plan) -> dict[str, Any]:
             f"job {job['id']} failed to start: log folder not writable: {folder} ({error}); fix its "
             f"permissions or choose another log root with --log-root or BGRUN_LOG_ROOT"
         ) from None
+    return store, job, start_at
+
+
+def start_job(store: Store, job: dict[str, Any], plan: Plan, start_at: float) -> dict[str, Any]:
+    """Start the supervisor of a recorded job and store its PID; return the updated job."""
+    log_root = Path(plan.fields["log_root"])
     try:
         supervisor_pid = start_supervisor(store, job, plan, start_at)
     except OSError as error:

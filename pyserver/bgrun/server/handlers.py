@@ -85,7 +85,9 @@ async def _submit(server: BgrunServer, request: spawn.RunRequest, context: dict[
             await asyncio.wrap_future(server.watcher.watch_now(settings.log_root))
     except (BgrunError, OSError):
         pass  # submit raises the same error, and records the rejection in logs/errors/
-    return await server.in_pool(spawn.submit, request, **context)
+    # The supervisor starts on the pool after the reply, which then takes milliseconds, not the
+    # tens of milliseconds a new interpreter needs; its PID arrives with bgrun/jobChanged.
+    return await server.in_pool(spawn.submit, request, run_later=server.engine_pool.submit, **context)
 
 
 def register(server: BgrunServer) -> None:
