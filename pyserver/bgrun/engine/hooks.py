@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 import traceback
 from datetime import datetime
@@ -126,8 +125,10 @@ def on_after(status: int, failure: str, state_dir: str, job_id: str, supervisor_
         argv[0] = "retry"
         argv[5] = repr(time.time() + delay)
         argv[6] = f"{attempt + 1}/{total}"
-        script = str(Path(__file__).with_name("supervise.py"))
-        os.execv(sys.executable, [sys.executable, "-S", "-I", script] + argv)
+        from .spawn import supervisor_command
+
+        command = supervisor_command()
+        os.execv(command[0], command + argv)
 
     reason = None
     if cancelled:

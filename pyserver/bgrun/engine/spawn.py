@@ -23,13 +23,15 @@ from typing import Any, Callable, Mapping, Sequence
 from .. import config, logfile, naming, schema
 from ..errors import BgrunError, StartError, UsageError
 from ..store import Store
+# Importing supervise here also writes its bytecode cache, which the supervisor starts from.
 from . import environment as job_environment
+from . import supervise
 from . import liveness
 from .errorlog import write_error_log
 
 log = logging.getLogger("bgrun.spawn")
 
-SUPERVISOR_SCRIPT = Path(__file__).with_name("supervise.py")
+ENGINE_DIR = str(Path(__file__).resolve().parent)
 SHELL = "/bin/sh"
 # Linux limits each word passed to exec to MAX_ARG_STRLEN (32 pages: 131072 bytes with its NUL
 # on 4 KiB pages), and a shell command line is one word of `/bin/sh -c`.
@@ -346,10 +348,15 @@ def hook_path() -> str:
     return "\n".join([package_parent] + [p for p in sys.path if p and p != package_parent])
 
 
+def supervisor_command() -> list[str]:
+    """Return the command that starts supervise.py from its bytecode, before its arguments."""
+    return [sys.executable, "-S", "-I", "-c", supervise.SUPERVISOR_BOOT, ENGINE_DIR]
+
+
 def start_supervisor(store: Store, job: dict[str, Any], plan: Plan, start_at: float) -> int:
     """Launch the supervisor detached and return its PID once it reports it."""
     read_end, write_end = os.pipe()
-    argv = [sys.executable, "-S", "-I", str(SUPERVISOR_SCRIPT), f"launch:{write_end}", str(store.state_dir),
+    argv = supervisor_command() + [f"launch:{write_end}", str(store.state_dir),
             job["id"], job["log_path"], job["cwd"], repr(start_at), f"1/{job['retries'] + 1}", sys.executable, hook_path(),
             "--"] + plan.argv
     try:
