@@ -300,16 +300,13 @@ def command_rerun(args: argparse.Namespace) -> int:
 
 
 def command_remove(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    job = store.get(args.id)
-    if job["state"] in schema.ACTIVE_STATES:
-        raise UsageError(f"job {job['id']} is {job['state']}; stop it first with 'bgrun stop {job['id']}'")
-    store.remove(args.id)
-    try:
-        os.unlink(job["log_path"])
-    except FileNotFoundError:
-        pass
-    print(f"job {job['id']} removed, with its log {job['log_path']}")
+    from .engine.remove import remove_job
+
+    job, log_deleted = remove_job(open_store(args), args.id)
+    if log_deleted:
+        print(f"job {job['id']} removed, with its log {job['log_path']}")
+    else:
+        print(f"job {job['id']} removed; its log {job['log_path']} was missing or outside the log root, and was left alone")
     return 0
 
 

@@ -55,7 +55,7 @@ FIELDS: dict[str, Any] = {
     "exit_code": None,
     "signal": None,
     "retries": 0,
-    "backoff": None,
+    "backoff": {"initial": 5.0, "factor": 2.0, "max": 300.0},
     "attempt": 0,
     "attempts": [],
     "pid": None,
@@ -86,6 +86,45 @@ def normalise(job: dict[str, Any]) -> dict[str, Any]:
     full = json.loads(json.dumps(FIELDS))
     full.update(job)
     return full
+
+
+# Fields whose type every reader relies on; the value None is allowed where FIELDS starts with None.
+FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,), "state": (str,), "revision": (int,), "name": (str,), "category": (str,),
+    "command": (str,), "cwd": (str,), "log_path": (str,), "log_root": (str,), "shell": (bool,),
+    "log_missing": (bool,), "env": (dict,), "attempts": (list,), "attempt": (int,), "retries": (int,),
+    "delay": (int, float), "stop_grace": (int, float), "kill_leftovers": (bool,),
+    "exit_code": (int,), "signal": (int,), "pid": (int,), "supervisor_pid": (int,),
+    "pid_create_time": (int, float), "supervisor_create_time": (int, float), "duration": (int, float),
+    "argv": (list,), "reason": (str,), "created_at": (str,), "started_at": (str,), "ended_at": (str,),
+    "scheduled_for": (str,), "updated_at": (str,), "environment": (str,), "env_file": (str,),
+    "backoff": (dict,), "backend": (str,), "backend_id": (str,),
+}
+REQUIRED_TEXT = ("id", "state", "name", "category", "command", "cwd", "log_path")
+
+
+def validation_error(job: dict[str, Any]) -> str | None:
+    """Return what makes `job` invalid (a field and its value), or None when it is valid."""
+    for name in REQUIRED_TEXT:
+        if not isinstance(job.get(name), str) or not job[name]:
+            return f"field '{name}' must be non-empty text, not {job.get(name)!r}"
+    if job["state"] not in STATES:
+        return f"field 'state' is {job['state']!r}, not one of {', '.join(STATES)}"
+    if not str(job["id"]).isdigit():
+        return f"field 'id' is {job['id']!r}, not a positive whole number"
+    for name, types in FIELD_TYPES.items():
+        value = job.get(name)
+        if value is None:
+            if FIELDS.get(name) is None and name not in REQUIRED_TEXT and name != "revision":
+                continue
+            return f"field '{name}' must not be null"
+        if isinstance(value, bool) and bool not in types:
+            return f"field '{name}' has the wrong type: {value!r}"
+        if not isinstance(value, types):
+            return f"field '{name}' has the wrong type: {value!r}"
+    if job["revision"] < 0:
+        return f"field 'revision' is negative: {job['revision']}"
+    return None
 
 
 def to_json(job: dict[str, Any]) -> str:

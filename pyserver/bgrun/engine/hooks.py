@@ -7,6 +7,7 @@
   leftover processes, then either exec a new supervisor for the next attempt after the backoff,
   or finish the job.
 - `cancelled-before-start STATE_DIR JOB_ID SUPERVISOR_ARGV…`: the job was stopped during its timer.
+- `adopted PID STATE_DIR JOB_ID`: record the supervisor's PID, because its launcher died first.
 
 A hook runs with `python -I -S`, so neither the job's PYTHONPATH nor its site-packages can break it;
 any error it hits is written to `logs/errors/` with the job id.
@@ -49,6 +50,13 @@ def on_started(pid: int, attempt: int, started_epoch: float, state_dir: str, job
                                 "ended_at": None, "state": schema.RUNNING, "exit_code": None, "signal": None})
 
     store.update(job_id, apply)
+
+
+def on_adopted(pid: int, state_dir: str, job_id: str) -> None:
+    """Record the supervisor's PID when the launcher died before it could."""
+    create_time = liveness.create_time_of(pid)
+    store_for(state_dir).update(job_id, lambda job: job.update(supervisor_pid=pid, supervisor_create_time=create_time))
+    log.info("job %s: supervisor %s recorded itself after its launcher died", job_id, pid)
 
 
 def decode_status(status: int) -> tuple[int | None, int | None]:
@@ -189,6 +197,9 @@ def main(argv: list[str]) -> None:
         elif verb == "after":
             status, failure, state_dir, job_id = argv[1:5]
             on_after(int(status), failure, state_dir, job_id, argv[5:])
+        elif verb == "adopted":
+            pid, state_dir, job_id = argv[1:4]
+            on_adopted(int(pid), state_dir, job_id)
         elif verb == "cancelled-before-start":
             state_dir, job_id = argv[1:3]
             on_cancelled_before_start(state_dir, job_id)

@@ -146,6 +146,11 @@ def find_program(word: str, env: Mapping[str, str], cwd: Path) -> bool:
     """Return whether `word` names a program the job could execute."""
     if "/" in word:
         target = Path(word) if os.path.isabs(word) else cwd / word
+        if target.is_file() and not os.access(target, os.X_OK):
+            raise StartError(
+                f"command not executable: {target} exists but has no execute permission; run "
+                f"'chmod +x {word}' or start it with its interpreter (for example 'python3 {word}')"
+            )
         return target.is_file() and os.access(target, os.X_OK)
     return shutil.which(word, path=env.get("PATH", os.defpath)) is not None
 
@@ -258,7 +263,7 @@ def _report_rejection(request: RunRequest, error: BgrunError, context: Mapping[s
             root = config.resolve_log_root(cwd, request.log_root or (os.environ.get("BGRUN_LOG_ROOT") or None))
         if not root.is_dir():
             return
-        write_error_log(root, "rejected", f"request rejected: {error}\ncommand: {request.command or request.argv!r}\ncwd: {request.cwd}")
+        write_error_log(root, "rejected", f"request rejected: {error}\ncommand: {request.command or request.argv!r}\ncwd: {request.cwd or cwd}")
     except (OSError, BgrunError, ValueError):
         pass
 

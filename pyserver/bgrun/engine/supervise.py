@@ -143,7 +143,11 @@ def main(argv):
         report_fd = int(mode.split(":", 1)[1])
         if os.fork() > 0:
             os._exit(0)
-        os.write(report_fd, str(os.getpid()).encode())
+        try:
+            os.write(report_fd, str(os.getpid()).encode())
+        except OSError:
+            # The launcher died before reading the PID, so the supervisor records it itself.
+            run_hook(hook_python, hook_path, ["adopted", str(os.getpid())] + [state_dir, job_id])
         os.close(report_fd)
     _signal.signal(_signal.SIGTERM, on_term)
 

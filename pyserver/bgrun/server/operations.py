@@ -7,13 +7,12 @@ resolved against every watched log root and is rejected when the id exists under
 from __future__ import annotations
 
 import logging
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .. import schema
 from ..engine import spawn
+from ..engine.remove import remove_job
 from ..engine.stop import stop_job
 from ..errors import JobNotFound, UsageError
 from ..store import STATE_DIR, Store
@@ -101,24 +100,5 @@ def remove(stores: Stores, root: str, job_id: str) -> dict[str, Any]:
     store = stores.get(root)
     if store is None:
         raise JobNotFound(f"no job {job_id} under log root {root}")
-    job = store.get(job_id)
-    if job["state"] in schema.ACTIVE_STATES:
-        raise UsageError(f"job {job_id} is {job['state']}; stop it first with bgrun/stop")
-    store.remove(job_id)
-    log_path = job.get("log_path")
-    if isinstance(log_path, str) and log_path:
-        _remove_log(Path(root), Path(log_path), job_id)
+    job, _ = remove_job(store, job_id)
     return job
-
-
-def _remove_log(root: Path, log_path: Path, job_id: str) -> None:
-    folder = log_path.parent.resolve()
-    if not log_path.is_absolute() or root.resolve() not in folder.parents:
-        log.warning("job %s: left its log %s alone: the path is outside the log root %s", job_id, log_path, root)
-        return
-    try:
-        os.unlink(folder / log_path.name)
-    except FileNotFoundError:
-        pass
-    except OSError as error:
-        log.warning("job %s: cannot delete its log %s: %s", job_id, log_path, error)

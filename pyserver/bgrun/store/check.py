@@ -38,7 +38,7 @@ from typing import Any
 
 from .. import logfile, schema
 from . import database, records
-from .mirror import STATE_DIR, DatabaseUnavailable, Store, now_iso
+from .mirror import STATE_DIR, DatabaseLocked, DatabaseUnavailable, Store, now_iso
 
 log = logging.getLogger("bgrun.check")
 
@@ -174,6 +174,8 @@ def _open_or_rebuild(store: Store, report: Report, repair: bool) -> sqlite3.Conn
             if result and result[0] != "ok":
                 problem = f"{store.db_path} fails its integrity check: {result[0]}"
         except (sqlite3.Error, DatabaseUnavailable) as error:
+            if database.is_lock_error(error):
+                raise DatabaseLocked(store.db_path) from None
             problem = f"{store.db_path} cannot be opened: {error}"
     if problem is None:
         return connection

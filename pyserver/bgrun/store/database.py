@@ -71,17 +71,46 @@ def connect(path: Path) -> sqlite3.Connection:
         else:
             connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = NORMAL")
-        with transaction(connection):
-            for statement in CREATE_STATEMENTS:
-                connection.execute(statement)
-            connection.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (str(DB_SCHEMA_VERSION),)
-            )
+        # Creating or upgrading the tables takes the write lock, so it happens only when needed:
+        # a writer holding the lock must not stop others from opening the store to read.
+        if _missing_columns(connection) is not None:
+            with transaction(connection):
+                connection.execute(CREATE_STATEMENTS[0])
+                for column, declaration in _missing_columns(connection) or ():
+                    connection.execute(f"ALTER TABLE jobs ADD COLUMN {column} {declaration}")
+                for statement in CREATE_STATEMENTS[1:]:
+                    connection.execute(statement)
+                connection.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (str(DB_SCHEMA_VERSION),)
+                )
         connection.execute("SELECT count(*) FROM jobs").fetchone()
     except sqlite3.Error:
         connection.close()
         raise
     return connection
+
+
+# Columns added after the first release of the table, with their declarations.
+ADDED_COLUMNS = (("log_missing", "INTEGER NOT NULL DEFAULT 0"), ("file_size", "INTEGER"), ("file_mtime_ns", "INTEGER"))
+
+
+def _missing_columns(connection: sqlite3.Connection) -> list[tuple[str, str]] | None:
+    """Return the columns the jobs table lacks, or None when the tables and indexes are complete."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(jobs)")}
+    indexes = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    meta = connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
+    if not columns:
+        return []
+    missing = [(name, declaration) for name, declaration in ADDED_COLUMNS if name not in columns]
+    if missing or not meta or not {"jobs_state", "jobs_summary"} <= indexes:
+        return missing
+    return None
+
+
+def is_lock_error(error: BaseException) -> bool:
+    """Return whether an SQLite error means another process holds the lock (not damage)."""
+    text = str(error).lower()
+    return isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
 @contextlib.contextmanager

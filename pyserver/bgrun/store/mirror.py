@@ -58,6 +58,17 @@ class DatabaseUnavailable(BgrunError):
     """The job database cannot be opened; `bgrun check --repair` rebuilds it."""
 
 
+class DatabaseLocked(BgrunError):
+    """Another process has held the job database's write lock for longer than the busy timeout."""
+
+    def __init__(self, path: Path):
+        super().__init__(
+            f"the job database {path} stayed locked by another process for "
+            f"{database.BUSY_TIMEOUT_MS // 1000} s; find the process holding it (fuser {path}) "
+            f"and try again; the database itself is not damaged"
+        )
+
+
 def now_iso() -> str:
     """Return the current time as ISO 8601 with milliseconds and the local UTC offset."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime()) + _fraction_and_offset(time.time())
@@ -94,6 +105,8 @@ class Store:
             try:
                 connection = database.connect(self.db_path)
             except sqlite3.Error as error:
+                if database.is_lock_error(error):
+                    raise DatabaseLocked(self.db_path) from None
                 raise DatabaseUnavailable(
                     f"the job database {self.db_path} cannot be opened ({error}); "
                     f"run 'bgrun check --repair' to rebuild it from the record files"
@@ -167,6 +180,15 @@ class Store:
         named after the job; an exception from it leaves no trace of the job.
         """
         connection = self.connection()
+        try:
+            return self._create(connection, fields, prepare)
+        except sqlite3.OperationalError as error:
+            if database.is_lock_error(error):
+                raise DatabaseLocked(self.db_path) from None
+            raise
+
+    def _create(self, connection: sqlite3.Connection, fields: dict[str, Any],
+                prepare: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
         with database.transaction(connection):
             job_id = database.allocate_id(connection, self.jobs_dir)
             stamp = now_iso()
@@ -204,7 +226,7 @@ class Store:
                 faults.reach("record-written")
             faults.reach("committed")
             return job
-        except (sqlite3.Error, DatabaseUnavailable) as error:
+        except (sqlite3.Error, DatabaseUnavailable, DatabaseLocked) as error:
             return self._update_file_only(job_id, mutate, error)
 
     def _apply(self, current: dict[str, Any], mutate: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:

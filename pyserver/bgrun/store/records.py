@@ -54,12 +54,19 @@ def read_record(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path} is not a bgrun job record (no 'id' or 'state')")
     if str(job["id"]) != path.stem:
         raise ValueError(f"{path} holds job {job['id']!r}, which does not match its file name")
-    if job.get("schema", 1) > schema.SCHEMA_VERSION:
+    version = job.get("schema", 1)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"{path} has an invalid 'schema' {version!r}: expected a whole number")
+    if version > schema.SCHEMA_VERSION:
         raise ValueError(
             f"{path} has job schema {job['schema']}, newer than this bgrun's "
             f"{schema.SCHEMA_VERSION}; upgrade bgrun"
         )
-    return schema.normalise(job)
+    job = schema.normalise(job)
+    problem = schema.validation_error(job)
+    if problem:
+        raise ValueError(f"{path} is not a valid job record: {problem}")
+    return job
 
 
 def remove_record(jobs_dir: Path, job_id: str) -> bool:
