@@ -285,3 +285,67 @@ def test_stop_refuses_reused_pid(project):
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_remove_leaves_foreign_file_alone(project):
+    job = finished_job(project)
+    victim = project.root / "victim.txt"
+    victim.write_text("keep me", encoding="utf-8")
+    store = project.store()
+    store.update(job["id"], lambda j: j.update(log_path=str(victim)))
+    store.close()
+    result = project.run("remove", job["id"])
+    assert result.returncode == 0, result.stderr
+    assert victim.read_text(encoding="utf-8") == "keep me"
+    assert "left alone" in result.stdout
+
+
+@pytest.mark.parametrize("field, value", [("state", "bogus"), ("revision", "99"), ("exit_code", "three"),
+                                          ("command", None)])
+def test_invalid_record_never_imported(project, field, value):
+    job = finished_job(project)
+    execute_sql(project, "DELETE FROM jobs WHERE id = ?", int(job["id"]))
+    record_file(project, job["id"]).write_text(schema.to_json(dict(job, **{field: value})), encoding="utf-8")
+    code, repaired = check(project, "--repair")
+    assert code == 1
+    assert repaired["counts"]["record_unreadable"] == 1
+    assert field in repaired["drifts"][0]["detail"]
+    listed = project.run("list")
+    assert listed.returncode == 0, listed.stderr
+
+
+def test_store_of_older_schema_opens(project):
+    job = finished_job(project)
+    execute_sql(project, "DROP INDEX jobs_summary")
+    execute_sql(project, "ALTER TABLE jobs DROP COLUMN file_mtime_ns")
+    listed = json.loads(project.run("list", "--json").stdout)
+    assert [j["id"] for j in listed] == [job["id"]]
+    code, report = check(project)
+    assert code == 0, report["drifts"]
+
+
+def test_locked_database_is_not_broken(project):
+    job = finished_job(project)
+    holder = sqlite3.connect(db_path(project), isolation_level=None, timeout=1)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        from bgrun.store import Store, database
+
+        original = database.BUSY_TIMEOUT_MS
+        database.BUSY_TIMEOUT_MS = 200
+        try:
+            store = Store(project.log_root)
+            with pytest.raises(Exception) as raised:
+                store.create({"name": "x", "category": "model_dev", "command": "true", "cwd": "/",
+                              "log_path": "/tmp/x.log"})
+            assert "locked" in str(raised.value)
+            store.close()
+        finally:
+            database.BUSY_TIMEOUT_MS = original
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    code, report = check(project)
+    assert code == 0, report["drifts"]
+    assert db_path(project).exists()
+    assert project.job(job["id"])["state"] == "succeeded"

@@ -148,7 +148,7 @@ def find_program(word: str, env: Mapping[str, str], cwd: Path) -> bool:
         target = Path(word) if os.path.isabs(word) else cwd / word
         if target.is_file() and not os.access(target, os.X_OK):
             raise StartError(
-                f"command not executable: {target} exists but has no execute permission; run "
+                f"command not executable: {word!r} ({target}) has no execute permission; run "
                 f"'chmod +x {word}' or start it with its interpreter (for example 'python3 {word}')"
             )
         return target.is_file() and os.access(target, os.X_OK)

@@ -1,7 +1,8 @@
 """The supervisor that waits for one job: light enough to run one per job.
 
-It runs as `python -S -I supervise.py …` and imports only `os`, `time`, `sys` and `_signal`, so it
-costs under 3 MB of private memory while it waits (docs/benchmarks.md has the measurement). It
+Launchers start it from its cached bytecode (`python -S -I -c SUPERVISOR_BOOT ENGINE_DIR …`), and
+it imports only `os`, `time`, `sys` and `_signal`, so it costs under 3 MB of private memory while
+it waits (docs/benchmarks.md has the measurement). It
 does only what must happen at an exact moment or cannot be lost:
 
 1. In `launch:FD` mode it forks once and the parent exits, so the launcher reaps it at once and
@@ -77,7 +78,22 @@ def exec_hook(hook_python, hook_path, args):
     os.execv(hook_python, [hook_python, "-I", "-S", "-c", HOOK_BOOT, hook_path] + args)
 
 
-def start_job(argv, cwd, log_fd, attempt_line, marker):
+def resolve_program(name):
+    """Return the path of program `name` found on PATH now, or `name` when it is not found there.
+
+    Looking it up before the timer spares the start the search that os.execvpe would make in the
+    forked child. Relative PATH entries are left to execvpe, because they depend on the job's cwd.
+    """
+    if "/" in name:
+        return name
+    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(folder, name)
+        if folder.startswith("/") and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return name
+
+
+def start_job(argv, program, cwd, log_fd, attempt_line, marker):
     """Fork and exec the job; return (pid, errno text) where the text is empty on success.
 
     SIGTERM stays blocked from before the fork until `job_pid` is set, so a stop request can no
@@ -103,6 +119,8 @@ def start_job(argv, cwd, log_fd, attempt_line, marker):
             os.chdir(cwd)
             env = dict(os.environ)
             env[JOB_MARKER_VARIABLE] = marker
+            if "/" in program:
+                os.execve(program, argv, env)
             os.execvpe(argv[0], argv, env)
         except BaseException as error:
             message = "[bgrun] start failed: %s: %s\n" % (type(error).__name__, error)
@@ -135,6 +153,7 @@ def main(argv):
     separator = argv.index("--")
     mode, state_dir, job_id, log_path, cwd, start_at, attempt, hook_python, hook_path = argv[:separator]
     job_argv = argv[separator + 1:]
+    program = resolve_program(job_argv[0])
     hook_args = [state_dir, job_id]
 
     _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
@@ -170,7 +189,7 @@ def main(argv):
         started_at = time.time()
         line = "[bgrun] attempt %s of %s started: %s pid PID\n" % (number, total, iso_now())
         marker = "%s@%s" % (job_id, os.path.dirname(state_dir))
-        pid, failure = start_job(job_argv, cwd, log_fd, line.encode(), marker)
+        pid, failure = start_job(job_argv, program, cwd, log_fd, line.encode(), marker)
     except Cancelled:
         exec_hook(hook_python, hook_path, ["cancelled-before-start"] + hook_args + argv)
     if failure:
