@@ -192,11 +192,14 @@ export class RunFlow {
     const category = await new Promise<string | undefined>((resolve) => {
       subscriptions.push(
         quickPick.onDidAccept(() => {
-          const chosen = quickPick.selectedItems[0];
-          if (chosen?.category === undefined) {
+          // Enter can arrive before the items are refilled for the typed text, leaving no
+          // selection; a valid typed name is then the answer.
+          const typed = quickPick.value.trim();
+          const chosen = quickPick.selectedItems[0]?.category ?? (isValidCategory(typed) ? typed : undefined);
+          if (chosen === undefined) {
             return;
           }
-          resolve(chosen.category);
+          resolve(chosen);
           quickPick.hide();
         }),
         quickPick.onDidHide(() => resolve(undefined)),
