@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the tests need and run every suite: the extension's build, unit tests and
-# package with npm, then the Python tests (engine, store, CLI, language server) with pytest.
+# package with npm, the Python tests (engine, store, CLI, language server) with pytest, then the
+# end-to-end tests of the packaged extension in code-server (scripts/e2e.sh; needs root for its
+# network namespace).
 # Usage: bash scripts/test.sh [extra pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,3 +20,6 @@ python3 -m venv .venv
 
 echo "== backend: pytest"
 .venv/bin/python -m pytest "$@"
+
+echo "== extension: end-to-end tests in code-server"
+bash scripts/e2e.sh
