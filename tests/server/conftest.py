@@ -179,11 +179,12 @@ async def lsp(start_session) -> LspSession:
 class RawServer:
     """A server process driven over its pipes with hand-written base-protocol messages."""
 
-    def __init__(self, project, env: dict[str, str] | None = None):
+    def __init__(self, project, env: dict[str, str] | None = None, command: list[str] | None = None,
+                 stderr: Any = None):
         server_env = dict(project.env, BGRUN_LOG_ROOT=str(project.log_root), **(env or {}))
         self.project = project
-        self.process = subprocess.Popen(SERVER_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=None, env=server_env, cwd=project.root)
+        self.process = subprocess.Popen(command or SERVER_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=stderr, env=server_env, cwd=project.root)
         self.buffer = b""
         self.next_id = 0
         self.notifications: list[dict[str, Any]] = []
@@ -263,8 +264,8 @@ class RawServer:
 def raw_server(project):
     servers: list[RawServer] = []
 
-    def start(env: dict[str, str] | None = None) -> RawServer:
-        server = RawServer(project, env)
+    def start(env: dict[str, str] | None = None, command: list[str] | None = None, stderr: Any = None) -> RawServer:
+        server = RawServer(project, env, command, stderr)
         servers.append(server)
         return server
 

@@ -67,17 +67,46 @@ def test_broken_message_gets_error(server, data, code, msg_id):
 
 def test_every_broken_message_in_one_stream(server):
     server.send_bytes(b"".join(case[1] for case in BROKEN_FRAMES))
+    # After a header block without a valid Content-Length, the server drops everything up to the
+    # next Content-Length header, so the stray text that follows the bad length gets no response.
+    answered = [case for case in BROKEN_FRAMES if case[0] != "stray text"]
     responses = []
-    while len(responses) < len(BROKEN_FRAMES):
+    while len(responses) < len(answered):
         received = server.read_message()
         if "id" in received:
             responses.append(received)
 
     without_id = [response["error"]["code"] for response in responses if response["id"] is None]
     by_id = {response["id"]: response["error"]["code"] for response in responses if response["id"] is not None}
-    assert without_id == [code for _, _, code, msg_id in BROKEN_FRAMES if msg_id is None]
-    assert by_id == {msg_id: code for _, _, code, msg_id in BROKEN_FRAMES if msg_id is not None}
+    assert without_id == [code for _, _, code, msg_id in answered if msg_id is None]
+    assert by_id == {msg_id: code for _, _, code, msg_id in answered if msg_id is not None}
     server.assert_alive()
+
+
+@pytest.mark.parametrize("broken", [
+    b"Content-Length: abc\r\n\r\n" + json.dumps({"jsonrpc": "2.0", "id": 1, "method": "bgrun/list"}).encode(),
+    json.dumps({"jsonrpc": "2.0", "id": 1, "method": "bgrun/list"}).encode(),
+    b"Content-Type: application/json\r\n\r\n{}",
+], ids=["invalid length", "no header", "no length"])
+def test_bad_content_length_then_next_message(server, broken):
+    server.send_bytes(broken)
+    server.send_bytes(message(id=50, method="bgrun/list", params={}))
+
+    error = server.response_to(None)
+    answer = server.response_to(50)
+
+    assert error["error"]["code"] == -32700
+    assert "Content-Length" in error["error"]["message"]
+    assert answer["result"] == []
+    server.assert_alive()
+
+
+def test_huge_name_is_cut_in_error(server):
+    response = server.request("bgrun/run", {"command": "echo", "name": "n" * 100_000})
+
+    assert response["error"]["code"] == 2
+    assert "n" * 200 in response["error"]["message"]
+    assert len(response["error"]["message"]) < 1000
 
 
 def test_message_over_size_limit_is_skipped(server):
@@ -138,3 +167,11 @@ def test_remove_keeps_log_path_outside_log_root(server, project, tmp_path):
     assert response["result"]["id"] == job["id"]
     assert outside.read_text(encoding="utf-8") == "keep me"
     assert server.request("bgrun/get", {"id": job["id"]})["error"]["code"] == 4
+
+
+def test_whole_float_job_id_is_accepted(server):
+    whole = server.request("bgrun/get", {"id": 1.0})
+    fraction = server.request("bgrun/get", {"id": 1.5})
+
+    assert whole["error"]["code"] == 4, whole
+    assert fraction["error"]["code"] == -32602, fraction

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from bgrun.engine import liveness
@@ -36,6 +38,9 @@ async def test_new_server_reports_outcome_after_kill(start_session, project, tmp
 async def test_new_server_lists_finished_job(start_session, project):
     first = await start_session()
     job = await first.request("bgrun/run", {"command": "echo quick", "delay": 0})
+    # The response comes before the supervisor starts, and a killed server starts none.
+    await first.wait_for(lambda: any(item.get("supervisor_pid") for item in first.changes_of(job["id"])),
+                         "the job's supervisor PID")
     first.kill()
     await first.wait_exit()
     project.wait_state(job["id"], "succeeded")
@@ -94,3 +99,25 @@ def test_request_before_initialize_is_rejected(raw_server):
     server.initialize()
     server.assert_alive()
 
+
+
+def test_bgrun_serve_logs_at_info(raw_server, project, tmp_path):
+    stderr_path = tmp_path / "stderr.txt"
+    with open(stderr_path, "wb") as stderr:
+        server = raw_server(command=[sys.executable, "-m", "bgrun", "serve"], stderr=stderr)
+    server.initialize()
+    job = server.request("bgrun/run", {"command": "echo logged", "delay": 0})["result"]
+    project.wait_state(job["id"], "succeeded")
+    missing = server.request("bgrun/get", {"id": "999"})
+    server.request("shutdown")
+    server.send({"jsonrpc": "2.0", "method": "exit"})
+    assert server.process.wait(TIMEOUT) == 0
+
+    lines = stderr_path.read_text().splitlines()
+    assert missing["error"]["code"] == 4
+    assert any("INFO" in line and "started" in line for line in lines), lines
+    assert any("INFO" in line and f"watching log root {project.log_root}" in line for line in lines), lines
+    assert any(f"job {job['id']} " in line and "scheduled -> running" in line for line in lines), lines
+    assert any(f"job {job['id']} " in line and "running -> succeeded" in line for line in lines), lines
+    assert len([line for line in lines if "job 999" in line]) == 1, lines
+    assert any("INFO" in line and "stopped (exit code 0)" in line for line in lines), lines

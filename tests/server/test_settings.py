@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from lsprotocol import types
 
 pytestmark = pytest.mark.asyncio
 
@@ -75,3 +76,27 @@ async def test_periodic_check_notifies_drift(start_session, project):
     assert "record_file_missing" in kinds
     assert await asyncio.to_thread(project.job, job["id"])
     assert (project.log_root / ".bgrun" / "jobs" / f"{job['id']}.json").exists()
+
+
+async def test_settings_change_applies_to_next_request(lsp):
+    seen = []
+    for delay in range(10, 16):
+        await lsp.change_settings({"delay": delay})
+        preview = await lsp.request("bgrun/preview", {"command": "echo"})
+        seen.append((delay, preview["delay"]))
+
+    assert seen == [(delay, delay) for delay in range(10, 16)]
+
+
+async def test_added_folder_settings_apply_to_next_request(lsp, tmp_path):
+    other = tmp_path / "other"
+    (other / "logs").mkdir(parents=True)
+    lsp.client.set_configuration({"delay": 0}, section="bgrun", scope_uri=lsp.project.root.as_uri())
+    lsp.client.set_configuration({"delay": 7}, section="bgrun", scope_uri=other.as_uri())
+    added = types.WorkspaceFolder(uri=other.as_uri(), name="other")
+
+    lsp.client.workspace_did_change_workspace_folders(types.DidChangeWorkspaceFoldersParams(
+        event=types.WorkspaceFoldersChangeEvent(added=[added], removed=[])))
+    preview = await lsp.request("bgrun/preview", {"command": "echo", "cwd": str(other)})
+
+    assert preview["delay"] == 7

@@ -28,7 +28,8 @@ def configure_logging(level_name: str) -> None:
     from .errors import SkipLoggedErrors
 
     level = getattr(logging, level_name)
-    logging.basicConfig(level=level, stream=sys.stderr,
+    # force=True replaces the handler that `bgrun` set up at WARNING before it started the server.
+    logging.basicConfig(level=level, stream=sys.stderr, force=True,
                         format="%(asctime)s bgrun serve %(levelname)s %(name)s: %(message)s")
     # pygls logs every message body at INFO, so it is quiet unless debugging.
     pygls_log = logging.getLogger("pygls")

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from pygls.exceptions import JsonRpcException
 
-from .errors import INTERNAL_ERROR, INVALID_REQUEST
+from .errors import INTERNAL_ERROR, INVALID_REQUEST, shorten_message
 from .framing import FdReader, FrameError, read_frames
 
 log = logging.getLogger("bgrun.server.connection")
@@ -118,6 +118,8 @@ class Connection:
             return False
 
     def _on_end_of_input(self) -> None:
+        if self.finished.done():
+            return
         log.info("stdin closed; exiting without touching any job")
         self.finish(0 if self.is_shut_down() else 1)
 
@@ -127,7 +129,7 @@ class Connection:
 
     def send_error(self, msg_id: Any, code: int, message: str) -> None:
         body = json.dumps({"jsonrpc": JSONRPC_VERSION, "id": msg_id,
-                           "error": {"code": code, "message": message}}).encode("utf-8")
+                           "error": {"code": code, "message": shorten_message(message)}}).encode("utf-8")
         self.writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
 
     def _deliver(self, frame: Any) -> None:
@@ -152,7 +154,7 @@ class Connection:
         try:
             message = self.protocol.structure_message(frame)
         except JsonRpcException as error:
-            log.warning("rejected %s %s (id %s): %s", kind, method, frame.get("id"), error.message)
+            log.warning("rejected %s %s (id %s): %s", kind, method, frame.get("id"), shorten_message(error.message))
             if kind == "request":
                 self.send_error(frame["id"], error.code, error.message)
             return

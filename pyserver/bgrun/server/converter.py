@@ -51,6 +51,8 @@ def _strict_bool(value: Any, _: type) -> bool:
 
 
 def _job_id(value: Any, _: type) -> str:
+    if isinstance(value, float) and value.is_integer() and math.isfinite(value):
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise TypeError(f"expected a job id (a string such as \"12\", or a whole number), got {describe(value)}")
     return str(value)

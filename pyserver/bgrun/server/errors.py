@@ -17,6 +17,7 @@ Protocol errors use the standard JSON-RPC and LSP codes (docs/protocol.md lists 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from pygls.exceptions import JsonRpcException
@@ -30,18 +31,38 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 SERVER_NOT_INITIALIZED = -32002
 
+# Error messages quote the value they reject; a 1 MiB name must not come back as a 1 MiB message.
+MAX_ECHOED_CHARS = 200
+MAX_MESSAGE_CHARS = 2000
+_LONG_QUOTED = re.compile(r"'[^'\n]{%d,}'|\"[^\"\n]{%d,}\"" % (MAX_ECHOED_CHARS + 1, MAX_ECHOED_CHARS + 1))
+
+
+def _shorten_quoted(match: re.Match) -> str:
+    quote, value = match.group(0)[0], match.group(0)[1:-1]
+    return f"{quote}{value[:MAX_ECHOED_CHARS]}…{quote} ({len(value)} characters)"
+
+
+def shorten_message(text: str) -> str:
+    """Cut each quoted value in `text` to MAX_ECHOED_CHARS, and the whole text to about MAX_MESSAGE_CHARS."""
+    text = _LONG_QUOTED.sub(_shorten_quoted, text)
+    if len(text) > MAX_MESSAGE_CHARS:
+        head, tail = text[:MAX_MESSAGE_CHARS - 300], text[-300:]
+        text = f"{head} … ({len(text) - len(head) - len(tail)} characters left out) … {tail}"
+    return text
+
 
 class RequestFailed(JsonRpcException):
     """An error response that the server has already logged, so pygls must not log it again."""
 
     def __init__(self, code: int, message: str, data: Any = None):
-        super().__init__(message=message, code=code, data=data)
+        super().__init__(message=shorten_message(message), code=code, data=data)
 
 
 class InvalidParams(RequestFailed):
     """Params that do not match the method's parameter class, with one entry per field in `errors`."""
 
     def __init__(self, errors: list[dict[str, str]]):
+        errors = [dict(error, message=shorten_message(error["message"])) for error in errors]
         message = "invalid params: " + "; ".join(f"{e['path']}: {e['message']}" for e in errors)
         super().__init__(INVALID_PARAMS, message, {"errors": errors})
         self.errors = errors

@@ -2,7 +2,8 @@
 
 Every message ends as one of three things: a decoded JSON value, a FrameError with the JSON-RPC
 error to send back, or the end of the stream. A malformed message never ends the stream:
-the reader skips to the next header block and goes on.
+the reader skips to the next header block and goes on. After a header block without a valid
+Content-Length, the next header block is the next `Content-Length:` in the stream.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ MAX_HEADER_LINES = 64
 # that a wrong Content-Length cannot make the server allocate gigabytes.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 READ_CHUNK_BYTES = 64 * 1024
+RESYNC_MARKER = b"content-length:"
 
 
 @dataclass
@@ -77,6 +79,18 @@ class FdReader:
             pass
         return self._take(min(size, len(self.buffer)))
 
+    def skip_to(self, marker: bytes) -> bool:
+        """Drop bytes up to the next `marker` (lowercase ASCII, matched in any case); False at the end."""
+        while True:
+            index = self.buffer.lower().find(marker)
+            if index >= 0:
+                del self.buffer[:index]
+                return True
+            # Keep a tail that may hold the start of a marker split across two reads.
+            del self.buffer[:max(0, len(self.buffer) - len(marker) + 1)]
+            if not self._fill():
+                return False
+
     def skip(self, size: int) -> None:
         while size > 0:
             if not self.buffer and not self._fill():
@@ -108,6 +122,13 @@ def _read_header_block(reader: FdReader) -> tuple[int | None, list[str]] | None:
                 line = reader.readline(MAX_HEADER_LINE_BYTES)
             continue
         text = line.rstrip(b"\r\n")
+        marker_at = text.lower().find(RESYNC_MARKER)
+        if marker_at > 0:
+            # A body sent without headers runs into the next message's header line. Report the
+            # stray bytes, and put the header back so that the next message is read as usual.
+            reader.buffer[:0] = line[marker_at:]
+            problems.append(f"{marker_at} bytes without a header before 'Content-Length'")
+            return None, problems
         if not text:
             if lines == 0 and not problems:
                 continue
@@ -149,9 +170,13 @@ def read_frames(reader: FdReader) -> Iterator[Frame]:
             return
         length, problems = block
         if length is None:
-            detail = "; ".join(problems) or "no header"
-            yield FrameError(PARSE_ERROR, f"missing Content-Length header ({detail}); every message "
-                                          f"needs 'Content-Length: N' and a blank line before its body")
+            detail = "; ".join(problems) or "no Content-Length header"
+            yield FrameError(PARSE_ERROR, f"missing or invalid Content-Length header ({detail}); every "
+                                          f"message needs 'Content-Length: N' and a blank line before its body")
+            # Without a length the body cannot be skipped exactly, so the body and anything else up
+            # to the next Content-Length header are dropped, and reading starts again there.
+            if not reader.skip_to(RESYNC_MARKER):
+                return
             continue
         if length > MAX_MESSAGE_BYTES:
             reader.skip(length)

@@ -50,8 +50,9 @@ async def call_handler(server: BgrunServer, method: str, params_class: type, bod
         log.warning("%s rejected: %s", _describe_request(method, params), error.message)
         raise
     except BgrunError as error:
-        log.warning("%s failed: %s", _describe_request(method, params), error)
-        raise from_engine_error(error) from None
+        failure = from_engine_error(error)
+        log.warning("%s failed: %s", _describe_request(method, params), failure.message)
+        raise failure from None
     except asyncio.CancelledError:
         raise
     except Exception as error:
@@ -85,9 +86,9 @@ async def _submit(server: BgrunServer, request: spawn.RunRequest, context: dict[
             await asyncio.wrap_future(server.watcher.watch_now(settings.log_root))
     except (BgrunError, OSError):
         pass  # submit raises the same error, and records the rejection in logs/errors/
-    # The supervisor starts on the pool after the reply, which then takes milliseconds, not the
-    # tens of milliseconds a new interpreter needs; its PID arrives with bgrun/jobChanged.
-    return await server.in_pool(spawn.submit, request, run_later=server.engine_pool.submit, **context)
+    # The supervisor starts on the supervisor pool after the reply, so the reply takes milliseconds,
+    # not the tens of milliseconds a new interpreter needs. Its PID arrives with bgrun/jobChanged.
+    return await server.in_pool(spawn.submit, request, run_later=server.start_supervisor, **context)
 
 
 def register(server: BgrunServer) -> None:

@@ -26,22 +26,16 @@ def register_lifecycle(server: BgrunServer) -> None:
         await _register_for_settings_changes(ls)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-    async def on_settings_changed(ls: BgrunServer, params: types.DidChangeConfigurationParams) -> None:
+    def on_settings_changed(ls: BgrunServer, params: types.DidChangeConfigurationParams) -> None:
         settings = params.settings
         if isinstance(settings, dict) and "bgrun" in settings:
             settings = settings["bgrun"]
         ls.pushed_settings = settings
-        if ls.ready is None:
-            return
-        await ls.ensure_ready()
-        await ls.reload_settings()
+        ls.schedule_reload()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
-    async def on_folders_changed(ls: BgrunServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
-        if ls.ready is None:
-            return
-        await ls.ensure_ready()
-        await ls.reload_settings()
+    def on_folders_changed(ls: BgrunServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
+        ls.schedule_reload()
 
     @server.feature(types.SHUTDOWN)
     def on_shutdown(ls: BgrunServer, params: None) -> None:

@@ -121,7 +121,8 @@ class RunParams:
 
 def _check_job_id(instance, attribute, value: str) -> None:
     if not (value.isdigit() and 0 < len(value) <= 18 and int(value) > 0):
-        raise FieldError("id", f"must be a job id, a positive whole number such as \"12\", got {describe(value)}")
+        raise FieldError("id", f"must be a job id, a positive whole number of at most 18 digits such as "
+                               f"\"12\", not {shorten(value)}")
 
 
 @attrs.define(frozen=True)

@@ -46,6 +46,10 @@ class BgrunServer(LanguageServer):
         super().__init__("bgrun", __version__, text_document_sync_kind=types.TextDocumentSyncKind.None_,
                          protocol_cls=BgrunProtocol, converter_factory=make_protocol_converter)
         self.engine_pool = ThreadPoolExecutor(ENGINE_WORKERS, thread_name_prefix="bgrun-engine")
+        # bgrun/run replies before the job's supervisor starts. Supervisor starts get their own
+        # pool, which stop_background_work does not cancel, so that a start still pending at
+        # `shutdown`, `exit` or a closed stdin completes before the process exits.
+        self.supervisor_pool = ThreadPoolExecutor(4, thread_name_prefix="bgrun-supervisor-start")
         self.folders = Folders()
         self.stores = Stores()
         self.watcher = JobWatcher(self._post_change, self._post_removed)
@@ -57,6 +61,7 @@ class BgrunServer(LanguageServer):
         self.shutdown_requested = False
         self.pushed_settings: Any = None
         self.ready: asyncio.Task | None = None
+        self.reloading: asyncio.Task | None = None
         self.tasks: set[asyncio.Task] = set()
         self.settings_lock: asyncio.Lock | None = None
         self.default_check_interval = config.Settings().check_interval
@@ -78,6 +83,14 @@ class BgrunServer(LanguageServer):
         for task in list(self.tasks):
             task.cancel()
         self.engine_pool.shutdown(wait=False, cancel_futures=True)
+        self.supervisor_pool.shutdown(wait=False, cancel_futures=False)
+
+    def start_supervisor(self, start: Callable[[], None]) -> None:
+        """Run a job's supervisor start on the supervisor pool, or on this thread once the pool is shut down."""
+        try:
+            self.supervisor_pool.submit(start)
+        except RuntimeError:
+            start()
 
     def spawn_task(self, coroutine) -> asyncio.Task:
         task = asyncio.ensure_future(coroutine)
@@ -98,10 +111,28 @@ class BgrunServer(LanguageServer):
     # -- settings and log roots -----------------------------------------------------------------
 
     async def ensure_ready(self) -> None:
-        """Load the settings and start watching, once. Later calls wait for the first to finish."""
+        """Load the settings and start watching, once, then wait for the latest settings reload."""
         if self.ready is None:
             self.ready = self.spawn_task(self._start())
         await asyncio.shield(self.ready)
+        if self.reloading is not None and not self.reloading.done():
+            # asyncio.wait does not raise the reload's error, because a failed reload has logged it
+            # and kept the old settings. It also leaves the reload running when this request is cancelled.
+            await asyncio.wait([self.reloading])
+
+    def schedule_reload(self) -> None:
+        """Start reading the settings again. Requests handled after this call wait for the result.
+
+        The handlers of didChangeConfiguration and didChangeWorkspaceFolders call this before their
+        first await, so the request that follows either notification uses the new settings.
+        """
+        if self.ready is None:
+            return
+        self.reloading = self.spawn_task(self._reload_after_start(self.ready))
+
+    async def _reload_after_start(self, ready: asyncio.Task) -> None:
+        await asyncio.shield(ready)
+        await self.reload_settings()
 
     async def _start(self) -> None:
         self.watcher.start()
@@ -247,10 +278,15 @@ def serve_stdio() -> int:
     from .handlers import register
 
     register(server)
+    log.info("bgrun language server %s started (process %d)", __version__, os.getpid())
+    code = 1
     try:
-        return asyncio.run(server.serve(in_fd, out_stream))
+        code = asyncio.run(server.serve(in_fd, out_stream))
+        return code
     except KeyboardInterrupt:
         log.info("interrupted; exiting without touching any job")
-        return 130
+        code = 130
+        return code
     finally:
+        log.info("bgrun language server stopped (exit code %d)", code)
         sys.stderr.flush()
