@@ -19,7 +19,8 @@ Each kind of drift has a fixed name, a count and a repair (docs/mirror.md has th
 - `temporary_file`: a temporary record file left by a writer that died before its rename. It is
   deleted.
 
-The comparison runs under the database's write lock, so no writer changes either copy meanwhile.
+The comparison runs under the store's file lock and the database's write lock, so no writer
+changes either copy meanwhile.
 Every check that finds drift, and every check run by hand, writes its report to
 `<log root>/sync/check_YYYYMMDD_HHMMSS.log`; clean periodic checks write nothing.
 """
@@ -149,7 +150,7 @@ def _check_store(store: Store, report: Report, repair: bool, full: bool) -> None
     connection = _open_or_rebuild(store, report, repair)
     if connection is None:
         return
-    with database.transaction(connection):
+    with store.write_lock(), database.transaction(connection):
         rows = {str(row[0]): row[1:] for row in connection.execute(
             "SELECT id, revision, state, log_path, log_missing, file_size, file_mtime_ns FROM jobs")}
         report.jobs = len(rows)

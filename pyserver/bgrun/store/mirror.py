@@ -7,11 +7,13 @@ Contract (docs/mirror.md says the same at more length):
 - Format: each record file is the job object of the shared schema (docs/job-schema.md),
   serialised canonically (sorted keys, two-space indent, UTF-8), and the database row holds the
   very same text, so the two copies are compared byte for byte.
-- Writes: every change is a read-modify-write under the database's write lock (BEGIN IMMEDIATE):
-  the row is updated with `revision + 1`, the record file is written to a temporary file, synced
-  and renamed over the old one, read back and compared, and only then is the transaction
-  committed. A crash before the rename leaves both copies unchanged (plus a temporary file that
-  `check` removes); a crash after it leaves the file one revision ahead, which `check` imports.
+- Writes: every change holds the store's file lock (`.bgrun/write.lock`) and is a
+  read-modify-write in one SQLite transaction (BEGIN IMMEDIATE) that stores the row with
+  `revision + 1`. After the commit, still under the file lock, the record file is written to a
+  temporary file, synced, renamed over the old one, read back and compared. A reader of either
+  copy therefore never sees a change the other copy has not committed. A crash before the commit
+  leaves both copies unchanged; a crash after it leaves the row one revision ahead (or a
+  temporary file), which `check` repairs by rewriting the file.
 - Conflicts: the copy with the higher revision wins, because every writer increments it and
   writes under one lock. At equal revisions with different text the database wins: it is the
   copy written first, inside a transaction, and it is what every query reads.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fcntl
 import logging
 import os
 import sqlite3
@@ -34,7 +37,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from .. import faults, schema
 from ..errors import BgrunError, JobNotFound
@@ -189,18 +192,19 @@ class Store:
 
     def _create(self, connection: sqlite3.Connection, fields: dict[str, Any],
                 prepare: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
-        with database.transaction(connection):
-            job_id = database.allocate_id(connection, self.jobs_dir)
-            stamp = now_iso()
-            job = schema.new_job(**fields)
-            job.update(id=job_id, revision=1, created_at=job.get("created_at") or stamp, updated_at=stamp)
-            if prepare is not None:
-                prepare(job)
-            database.put_row(connection, job)
-            faults.reach("db-written")
+        with self.write_lock():
+            with database.transaction(connection):
+                job_id = database.allocate_id(connection, self.jobs_dir)
+                stamp = now_iso()
+                job = schema.new_job(**fields)
+                job.update(id=job_id, revision=1, created_at=job.get("created_at") or stamp, updated_at=stamp)
+                if prepare is not None:
+                    prepare(job)
+                database.put_row(connection, job)
+                faults.reach("db-written")
+            faults.reach("committed")
             self.last_sync = self._write_file(job, connection)
             faults.reach("record-written")
-        faults.reach("committed")
         return job
 
     def update(self, job_id: str, mutate: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
@@ -210,24 +214,39 @@ class Store:
         and the failure becomes the sync status.
         """
         job_id = str(job_id)
-        try:
-            connection = self.connection()
-            with database.transaction(connection):
-                current = database.get_row(connection, job_id)
-                file_job = self._read_file(job_id)
-                if current is None or (file_job and file_job["revision"] > current["revision"]):
-                    current = file_job
-                if current is None:
-                    raise JobNotFound(f"no job {job_id} under log root {self.log_root}")
-                job = self._apply(current, mutate)
-                database.put_row(connection, job)
-                faults.reach("db-written")
-                self.last_sync = self._write_file(job, connection)
-                faults.reach("record-written")
+        with self.write_lock():
+            try:
+                connection = self.connection()
+                with database.transaction(connection):
+                    current = database.get_row(connection, job_id)
+                    file_job = self._read_file(job_id)
+                    if current is None or (file_job and file_job["revision"] > current["revision"]):
+                        current = file_job
+                    if current is None:
+                        raise JobNotFound(f"no job {job_id} under log root {self.log_root}")
+                    job = self._apply(current, mutate)
+                    database.put_row(connection, job)
+                    faults.reach("db-written")
+            except (sqlite3.Error, DatabaseUnavailable, DatabaseLocked) as error:
+                return self._update_file_only(job_id, mutate, error)
             faults.reach("committed")
+            self.last_sync = self._write_file(job, connection)
+            faults.reach("record-written")
             return job
-        except (sqlite3.Error, DatabaseUnavailable, DatabaseLocked) as error:
-            return self._update_file_only(job_id, mutate, error)
+
+    @contextlib.contextmanager
+    def write_lock(self) -> Iterator[None]:
+        """Hold the store's file lock, which orders each database commit with its record file.
+
+        Writers commit the row first and then write the record file, both under this lock, so
+        a reader of either copy never sees a change the other copy has not committed yet.
+        """
+        fd = os.open(self.state_dir / "write.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def _apply(self, current: dict[str, Any], mutate: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
         job = copy.deepcopy(current)
@@ -262,7 +281,10 @@ class Store:
             if stat is None:
                 raise OSError("the record file read back differs from what was written")
             if connection is not None:
-                database.set_file_stat(connection, job["id"], stat)
+                try:
+                    database.set_file_stat(connection, job["id"], stat)
+                except sqlite3.Error as error:  # only a cache for check; a full check still compares
+                    log.warning("job %s: cannot store the record file's stat: %s", job["id"], error)
         except OSError as error:
             status = SyncStatus(False, f"record file write failed: {error}")
             self._report_sync_failure(job, status.message)
@@ -280,9 +302,10 @@ class Store:
         """Delete a job from both copies; return what was removed."""
         job = self.get(job_id)
         connection = self.connection()
-        with database.transaction(connection):
-            database.delete_row(connection, str(job_id))
-            faults.reach("db-written")
+        with self.write_lock():
+            with database.transaction(connection):
+                database.delete_row(connection, str(job_id))
+                faults.reach("db-written")
             records.remove_record(self.jobs_dir, str(job_id))
         return job
 
