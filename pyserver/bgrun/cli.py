@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stop-grace", type=float, help="seconds between SIGTERM and SIGKILL when stopping (default 10)")
     run.add_argument("--keep-leftovers", action="store_true", default=None,
                      help="leave processes that the job left behind running when it ends")
+    run.add_argument("--backend", choices=spawn.BACKENDS,
+                     help="where the job runs: local (a detached process) or slurm (sbatch); default: the 'backend' setting")
+    run.add_argument("--sbatch-option", action="append", default=[], metavar="OPTION",
+                     help="extra sbatch option for the slurm backend, such as --time=10 (repeatable; "
+                          "added after the 'slurm_options' setting)")
     run.add_argument("--json", action="store_true", help="print the job as JSON")
     run.add_argument("-f", "--follow", action="store_true",
                      help="then print the log as it grows until the job ends, and exit with its exit code; "
@@ -139,6 +144,7 @@ def command_run(args: argparse.Namespace) -> int:
         env=parse_env_pairs(args.env), env_file=args.env_file, environment=args.environment,
         log_root=args.log_root, backoff=args.backoff, stop_grace=args.stop_grace,
         kill_leftovers=False if args.keep_leftovers else None,
+        backend=args.backend, extra_slurm_options=args.sbatch_option,
     )
     job = spawn.submit(request)
     print_job_started(job, args.json)

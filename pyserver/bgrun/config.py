@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -64,6 +65,7 @@ class Settings:
     environment: str | None = None
     env_file: str | None = None
     backend: str = "local"
+    slurm_options: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -90,6 +92,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                     pattern, category = rule
                     rules.append((str(pattern), str(category)))
             return rules
+        if name == "slurm_options":
+            return _coerce_word_list(value)
         if isinstance(default, bool):
             if isinstance(value, bool):
                 return value
@@ -116,11 +120,23 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         kind = type(default).__name__ if default is not None else "text"
         if name == "category_rules":
             kind = 'a list of {pattern, category} pairs'
+        if name == "slurm_options":
+            kind = "a list of sbatch options, or one string of them"
         raise UsageError(
             f"invalid value {value!r} for setting '{name}' in {source}: expected {kind}"
             + (" that is not negative" if kind in ("int", "float") else "")
             + f" (from {error.__class__.__name__})"
         ) from None
+
+
+def _coerce_word_list(value: Any) -> list[str]:
+    """Convert a list of words, a JSON list or a shell-quoted string of words to a list of words."""
+    if isinstance(value, str):
+        text = value.strip()
+        value = json.loads(text) if text.startswith("[") else shlex.split(text)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(word, str) for word in value):
+        raise ValueError(value)
+    return list(value)
 
 
 def find_upward(start: Path, predicate, workspace: Path | None = None) -> Path | None:

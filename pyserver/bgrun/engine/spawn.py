@@ -33,6 +33,7 @@ log = logging.getLogger("bgrun.spawn")
 
 ENGINE_DIR = str(Path(__file__).resolve().parent)
 SHELL = "/bin/sh"
+BACKENDS = ("local", "slurm")
 # Linux limits each word passed to exec to MAX_ARG_STRLEN (32 pages: 131072 bytes with its NUL
 # on 4 KiB pages), and a shell command line is one word of `/bin/sh -c`.
 MAX_COMMAND_LENGTH = 128 * 1024 - 1
@@ -64,11 +65,16 @@ class RunRequest:
     backoff: float | None = None
     stop_grace: float | None = None
     kill_leftovers: bool | None = None
+    backend: str | None = None
+    slurm_options: Sequence[str] | None = None
+    # sbatch options added after those of the slurm_options setting (`bgrun run --sbatch-option`).
+    extra_slurm_options: Sequence[str] = ()
 
     def overrides(self) -> dict[str, Any]:
         return {"delay": self.delay, "retries": self.retries, "env_file": self.env_file,
                 "environment": self.environment, "log_root": self.log_root, "backoff": self.backoff,
-                "stop_grace": self.stop_grace, "kill_leftovers": self.kill_leftovers}
+                "stop_grace": self.stop_grace, "kill_leftovers": self.kill_leftovers,
+                "backend": self.backend, "slurm_options": self.slurm_options}
 
 
 @dataclass
@@ -211,8 +217,15 @@ def plan_job(request: RunRequest, *, editor: Mapping[str, Any] | None = None,
     delay = settings.delay
     if delay > MAX_DELAY_SECONDS:
         raise UsageError(f"invalid delay {delay:g} s: at most {MAX_DELAY_SECONDS} s (366 days); check the unit, which is seconds")
+    if settings.backend not in BACKENDS:
+        raise UsageError(f"invalid backend {settings.backend!r}: expected one of {', '.join(BACKENDS)}")
+    settings.slurm_options = list(settings.slurm_options) + list(request.extra_slurm_options)
+    if settings.backend == "slurm":
+        from ..backends import slurm
+
+        slurm.check_client(env)
     fields = {
-        "name": name, "category": category, "command": command, "argv": argv, "shell": argv is None,
+        "backend": settings.backend, "name": name, "category": category, "command": command, "argv": argv, "shell": argv is None,
         "cwd": str(cwd), "log_root": settings.log_root, "env": added, "env_file": settings.env_file,
         "environment": environment_prefix, "delay": delay, "retries": settings.retries,
         "backoff": {"initial": settings.backoff, "factor": settings.backoff_factor, "max": settings.backoff_max},
@@ -328,6 +341,10 @@ def record_job(plan: Plan) -> tuple[Store, dict[str, Any], float]:
 def start_job(store: Store, job: dict[str, Any], plan: Plan, start_at: float) -> dict[str, Any]:
     """Start the supervisor of a recorded job and store its PID; return the updated job."""
     log_root = Path(plan.fields["log_root"])
+    if job.get("backend") == "slurm":
+        from ..backends import slurm
+
+        return slurm.start_job(store, job, plan, start_at)
     try:
         supervisor_pid = start_supervisor(store, job, plan, start_at)
     except OSError as error:
@@ -406,4 +423,5 @@ def rerun_request(job: dict[str, Any]) -> RunRequest:
         log_root=job.get("log_root"),
         stop_grace=job.get("stop_grace"),
         kill_leftovers=job.get("kill_leftovers"),
+        backend=job.get("backend"),
     )

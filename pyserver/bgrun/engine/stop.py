@@ -155,6 +155,10 @@ def stop_job(store: Store, job_id: str, grace: float | None = None, wait: bool =
     job = store.get(job_id)
     if job["state"] in schema.FINAL_STATES:
         return job
+    if job.get("backend") == "slurm":
+        from ..backends import slurm
+
+        return slurm.stop_job(store, job_id)
     grace = float(job.get("stop_grace") or 10.0) if grace is None else grace
 
     if job["state"] == schema.RUNNING:

@@ -29,6 +29,8 @@ SETTING_NAMES = {
     "environment": "environment",
     "envFile": "env_file",
     "killLeftovers": "kill_leftovers",
+    "backend": "backend",
+    "slurmOptions": "slurm_options",
 }
 
 

@@ -467,7 +467,9 @@ def _check_logs_and_processes(store: Store, jobs, logs_on_disk, report, repair) 
     for job_id, summary in jobs.items():
         if summary["state"] in schema.ACTIVE_STATES:
             job = store.get(job_id)
-            if job["state"] in schema.ACTIVE_STATES and not _is_settling(job) and not _has_live_process(job, liveness):
+            if job.get("backend") == "slurm":
+                _check_slurm_job(store, job, report, repair)
+            elif job["state"] in schema.ACTIVE_STATES and not _is_settling(job) and not _has_live_process(job, liveness):
                 _repair_process_gone(store, job, report, repair, finalise)
         log_path = summary["log_path"]
         if not log_path:
@@ -480,6 +482,15 @@ def _check_logs_and_processes(store: Store, jobs, logs_on_disk, report, repair) 
             store.update(job_id, lambda record, missing=not exists: record.update(log_missing=missing))
             drift.repaired = True
         report.drifts.append(drift)
+
+
+def _check_slurm_job(store: Store, job: dict[str, Any], report: Report, repair: bool) -> None:
+    """Ask Slurm about an active Slurm job and finish it when Slurm has ended or forgotten it."""
+    from ..backends import slurm
+
+    found = slurm.reconcile(store, job, repair)
+    if found is not None:
+        report.drifts.append(Drift("process_gone", job["id"], found.detail, found.repaired))
 
 
 def _is_settling(job: dict[str, Any]) -> bool:
