@@ -192,8 +192,8 @@ export class RunFlow {
     const category = await new Promise<string | undefined>((resolve) => {
       subscriptions.push(
         quickPick.onDidAccept(() => {
-          // Enter can arrive before the items are refilled for the typed text, leaving no
-          // selection; a valid typed name is then the answer.
+          // Enter can arrive before the items are refilled for the typed text, which leaves no
+          // selection. A valid typed name is then used as the category.
           const typed = quickPick.value.trim();
           const chosen = quickPick.selectedItems[0]?.category ?? (isValidCategory(typed) ? typed : undefined);
           if (chosen === undefined) {

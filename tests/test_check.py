@@ -207,7 +207,8 @@ def test_report_written_to_sync_folder(project):
     assert code == 0
     path = Path(report["report_path"])
     assert path.parent == project.log_root / "sync"
-    assert path.name.startswith("check_") and path.name.endswith(".log")
+    assert path.name.startswith("check_")
+    assert path.name.endswith(".log")
     assert "result: consistent" in path.read_text(encoding="utf-8")
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import psutil
 
-# psutil derives create_time from the boot time and clock ticks; both are stable within a boot,
-# so equal processes agree far more closely than this, while a reused PID differs by the time
-# the PID space took to wrap around.
+# psutil derives create_time from the boot time and clock ticks, which are stable within a boot.
+# The same process therefore agrees far more closely than this tolerance. A reused PID differs by
+# the time the PID space took to wrap around.
 CREATE_TIME_TOLERANCE = 0.05
 
 

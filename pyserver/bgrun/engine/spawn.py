@@ -49,7 +49,7 @@ SHELL_BUILTINS = frozenset(
 
 @dataclass
 class RunRequest:
-    """What a caller asks to run; None means "use the setting"."""
+    """A caller's run request. A field left as None takes its value from the settings."""
 
     command: str | None = None
     argv: Sequence[str] | None = None

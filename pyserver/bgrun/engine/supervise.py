@@ -31,9 +31,9 @@ import _signal
 # session. The supervisor and its hooks do not carry it.
 JOB_MARKER_VARIABLE = "BGRUN_JOB"
 
-# How launchers start this module: from its cached bytecode (`import supervise`), which costs
-# about 0.4 MiB less private memory than running the file as a script, because CPython compiles
-# a script's source on every start and keeps the compiler's allocations.
+# Code of the command that starts this module from its cached bytecode (`import supervise`).
+# It costs about 0.4 MiB less private memory than running the file as a script, because CPython
+# compiles a script's source on every start and keeps the compiler's allocations.
 SUPERVISOR_BOOT = "import sys; sys.path.append(sys.argv[1]); import supervise; supervise.run(sys.argv[2:])"
 
 HOOK_BOOT = (

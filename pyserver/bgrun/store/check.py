@@ -516,7 +516,7 @@ def _repair_process_gone(store: Store, job: dict[str, Any], report: Report, repa
     job_id = job["id"]
     current = store.get(job_id)
     if current["revision"] != job["revision"]:
-        return  # a writer moved the job on after the comparison; the next check sees it settled
+        return  # a writer changed the job after the comparison, so the next check compares it again
     footer = None
     with contextlib.suppress(OSError):
         footer = logfile.parse(Path(job["log_path"]))["footer"] if job.get("log_path") else None

@@ -180,7 +180,7 @@ class Store:
         """Allocate an id and store a new job in both copies; return it.
 
         `prepare` runs inside the transaction, after the id is known, so it can reserve files
-        named after the job; an exception from it leaves no trace of the job.
+        named after the job. An exception from it rolls the transaction back.
         """
         connection = self.connection()
         try:
@@ -239,7 +239,7 @@ class Store:
         """Hold the store's file lock, which orders each database commit with its record file.
 
         Writers commit the row first and then write the record file, both under this lock, so
-        a reader of either copy never sees a change the other copy has not committed yet.
+        a reader of either copy never gets a change the other copy has not committed yet.
         """
         fd = os.open(self.state_dir / "write.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -272,8 +272,8 @@ class Store:
     def _write_file(self, job: dict[str, Any], connection: sqlite3.Connection | None = None) -> SyncStatus:
         """Write and verify the record file; a failure is reported and returned, never raised.
 
-        With a connection (inside the write transaction), the verified file's stat is stored in
-        the row, which lets `check` skip reading files that have not changed since.
+        With a connection, the verified file's stat is stored in the row after the commit, which
+        lets `check` skip reading files that have not changed since.
         """
         try:
             records.write_record(self.jobs_dir, job)

@@ -53,7 +53,7 @@ def read_record(path: Path) -> dict[str, Any]:
     if not isinstance(job, dict) or "id" not in job or "state" not in job:
         raise ValueError(f"{path} is not a bgrun job record (no 'id' or 'state')")
     if str(job["id"]) != path.stem:
-        raise ValueError(f"{path} holds job {job['id']!r}, which does not match its file name")
+        raise ValueError(f"{path} contains job {job['id']!r}, which does not match its file name")
     version = job.get("schema", 1)
     if not isinstance(version, int) or isinstance(version, bool):
         raise ValueError(f"{path} has an invalid 'schema' {version!r}: expected a whole number")
