@@ -37,3 +37,23 @@ export const CommandTitles = {
   showBackendLog: "bgrun: Show Backend Log",
   check: "bgrun: Check Log Consistency",
 } as const;
+
+/**
+ * Settings the server reads (camelCase keys of section `bgrun`). Only values the user set are
+ * sent: a contributed default would otherwise override BGRUN_* variables and bgrun.toml, which
+ * rank below editor settings in the engine.
+ */
+export const SERVER_SETTINGS = [
+  "delay",
+  "logRoot",
+  "category",
+  "categoryRules",
+  "retries",
+  "backoff",
+  "stopGrace",
+  "killLeftovers",
+  "checkInterval",
+  "envFile",
+  "backend",
+  "slurmOptions",
+] as const;

@@ -2,27 +2,10 @@
 
 import * as fs from "node:fs";
 import * as vscode from "vscode";
+import { SERVER_SETTINGS } from "./constants";
 import { NotificationMode } from "./jobFormat";
 import { expandPath } from "./python";
 import { getConfiguration, getWorkspaceFolders } from "./vscodeapi";
-
-/**
- * Settings the server reads (camelCase keys of section `bgrun`). Only values the user set are
- * sent: a contributed default would otherwise override BGRUN_* variables and bgrun.toml, which
- * rank below editor settings in the engine.
- */
-export const SERVER_SETTINGS = [
-  "delay",
-  "logRoot",
-  "category",
-  "categoryRules",
-  "retries",
-  "backoff",
-  "stopGrace",
-  "killLeftovers",
-  "checkInterval",
-  "envFile",
-] as const;
 
 const PATH_SETTINGS = new Set<string>(["logRoot", "envFile"]);
 
