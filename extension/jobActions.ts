@@ -3,7 +3,7 @@
 // ask for it with a quick pick.
 
 import * as vscode from "vscode";
-import { jobRow, sortJobs } from "./jobFormat";
+import { jobRow, sortJobs, startMessage } from "./jobFormat";
 import { JobCache } from "./jobs";
 import { traceError, traceInfo } from "./logging";
 import { LogViewProvider, logPathOf } from "./logView";
@@ -169,11 +169,10 @@ export class JobActions {
 
 /** Shows the notification that a job was submitted, and runs the button the user clicks. Callers do not await it. */
 export async function announceStart(job: Job, actions: JobActions): Promise<void> {
-  const delay = typeof job.delay === "number" ? `${job.delay} s` : "a moment";
   const openLog = "Open Log";
   const stop = "Stop";
   const choice = await vscode.window.showInformationMessage(
-    `Started job #${job.id} ${job.name} (${job.category}) in ${delay}. Log: ${job.log_path}`,
+    startMessage(job),
     openLog,
     stop,
   );

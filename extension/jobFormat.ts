@@ -13,6 +13,9 @@ export const STATE_ICONS: Readonly<Record<JobState, string>> = {
   lost: "question",
 };
 
+/** Codicon of a job that sbatch accepted and that waits in the Slurm queue. */
+export const SLURM_QUEUED_ICON = "server-process";
+
 /** Theme colour of each state's icon in the tree, where one helps. */
 export const STATE_COLORS: Readonly<Partial<Record<JobState, string>>> = {
   succeeded: "testing.iconPassed",
@@ -45,14 +48,36 @@ function secondsBetween(start: string | null | undefined, end: number): number |
   return Number.isNaN(started) ? undefined : (end - started) / 1000;
 }
 
+/** Returns true for a Slurm job that sbatch accepted and whose step has not started on a node. */
+export function isQueuedInSlurm(job: Job): boolean {
+  return job.backend === "slurm" && job.state === "scheduled" && Boolean(job.backend_id);
+}
+
+/** Returns the codicon of the job's row: its state's, or the Slurm queue's. */
+export function jobIcon(job: Job): string {
+  return isQueuedInSlurm(job) ? SLURM_QUEUED_ICON : (STATE_ICONS[job.state] ?? "question");
+}
+
+/** Returns the state as the list shows it: "queued in Slurm" for a job in the Slurm queue. */
+export function stateLabel(job: Job): string {
+  return isQueuedInSlurm(job) ? "queued in Slurm" : job.state;
+}
+
 /**
- * Returns the job's time as the list shows it: the countdown of a scheduled job, the elapsed
- * time of a running one, or the duration of a final one. Returns "" when the job has no such time.
+ * Returns the job's time as the list shows it: the countdown of a scheduled job, the time a
+ * due job has waited in the Slurm queue, the elapsed time of a running one, or the duration of a
+ * final one. Returns "" when the job has no such time.
  */
 export function formatJobTime(job: Job, now: number): string {
   if (job.state === "scheduled") {
     const remaining = job.scheduled_for ? -(secondsBetween(job.scheduled_for, now) ?? 0) : undefined;
-    return remaining !== undefined && remaining > 0 ? `starts in ${formatDuration(Math.ceil(remaining))}` : "starting";
+    if (remaining !== undefined && remaining > 0) {
+      return `starts in ${formatDuration(Math.ceil(remaining))}`;
+    }
+    if (isQueuedInSlurm(job)) {
+      return remaining === undefined ? "waiting" : `waiting ${formatDuration(-remaining)}`;
+    }
+    return "starting";
   }
   if (job.state === "running") {
     const elapsed = secondsBetween(job.started_at, now);
@@ -94,11 +119,19 @@ export interface JobRow {
   detail: string;
 }
 
+/** Returns "Slurm job 1234" for a job that went to Slurm, else "". */
+export function slurmLabel(job: Job): string {
+  return job.backend === "slurm" && job.backend_id ? `Slurm job ${job.backend_id}` : "";
+}
+
 export function jobRow(job: Job, now: number): JobRow {
-  const parts = [job.category, job.state];
+  const parts = [job.category, stateLabel(job)];
   const time = formatJobTime(job, now);
   if (time !== "") {
     parts.push(time);
+  }
+  if (isQueuedInSlurm(job) && job.queue_reason) {
+    parts.push(`reason: ${job.queue_reason}`);
   }
   const progress = job.state === "running" ? formatProgress(job.progress) : "";
   if (progress !== "") {
@@ -107,8 +140,12 @@ export function jobRow(job: Job, now: number): JobRow {
   if (job.state === "failed") {
     parts.push(formatOutcome(job));
   }
+  const slurm = slurmLabel(job);
+  if (slurm !== "") {
+    parts.push(slurm);
+  }
   return {
-    icon: STATE_ICONS[job.state] ?? "question",
+    icon: jobIcon(job),
     label: job.name,
     description: `#${job.id} · ${parts.join(" · ")}`,
     detail: job.command,
@@ -150,10 +187,15 @@ function tooltipTable(jobs: readonly Job[], now: number): string[] {
   const lines = ["| | job | category | time | progress |", "|---|---|---|---|---|"];
   for (const job of jobs) {
     const progress = job.state === "running" ? formatProgress(job.progress) : "";
-    const outcome = job.state === "failed" ? ` (${formatOutcome(job)})` : "";
+    let note = job.state === "failed" ? ` (${formatOutcome(job)})` : "";
+    if (isQueuedInSlurm(job)) {
+      note = ` in the Slurm queue${job.queue_reason ? ` (${job.queue_reason})` : ""}`;
+    }
+    const slurm = slurmLabel(job);
+    const name = slurm === "" ? `${job.name} #${job.id}` : `${job.name} #${job.id}, ${slurm}`;
     lines.push(
-      `| $(${STATE_ICONS[job.state]}) | ${escapeMarkdown(`${job.name} #${job.id}`)} | ${escapeMarkdown(job.category)} | ` +
-        `${escapeMarkdown(formatJobTime(job, now) + outcome)} | ${progress} |`,
+      `| $(${jobIcon(job)}) | ${escapeMarkdown(name)} | ${escapeMarkdown(job.category)} | ` +
+        `${escapeMarkdown(formatJobTime(job, now) + note)} | ${progress} |`,
     );
   }
   return lines;
@@ -181,26 +223,36 @@ export function statusText(backend: BackendStatus, jobs: readonly Job[], now: nu
   }
   const sorted = sortJobs(jobs);
   const running = sorted.filter((job) => job.state === "running");
-  const queued = sorted.filter((job) => job.state === "scheduled");
+  const inSlurmQueue = sorted.filter(isQueuedInSlurm);
+  const scheduled = sorted.filter((job) => job.state === "scheduled" && !isQueuedInSlurm(job));
   const counts: string[] = [];
+  const summary: string[] = [];
   if (running.length > 0) {
     const progress = running.length === 1 ? formatProgress(running[0].progress) : "";
     counts.push(`${running.length} running${progress ? ` ${progress}` : ""}`);
+    summary.push(counts[counts.length - 1]);
   }
-  if (queued.length > 0) {
-    counts.push(`${queued.length} queued`);
+  if (inSlurmQueue.length > 0) {
+    counts.push(`${inSlurmQueue.length} in Slurm queue`);
+    summary.push(`${inSlurmQueue.length} waiting in the Slurm queue`);
+  }
+  if (scheduled.length > 0) {
+    counts.push(`${scheduled.length} queued`);
+    summary.push(`${scheduled.length} waiting for ${scheduled.length === 1 ? "its" : "their"} start time`);
   }
   let icon = "$(history)";
   if (running.length > 0) {
     icon = "$(sync~spin)";
-  } else if (queued.length > 0) {
+  } else if (inSlurmQueue.length > 0) {
+    icon = `$(${SLURM_QUEUED_ICON})`;
+  } else if (scheduled.length > 0) {
     icon = "$(clock)";
   }
   const text = counts.length > 0 ? `${icon} bgrun: ${counts.join(", ")}` : `${icon} bgrun`;
 
-  const active = [...running, ...queued];
+  const active = [...running, ...inSlurmQueue, ...scheduled];
   const recent = sorted.filter((job) => job.state !== "running" && job.state !== "scheduled").slice(0, RECENT_IN_TOOLTIP);
-  const tooltip: string[] = [`**bgrun**: ${counts.length > 0 ? counts.join(", ") : "no job running"}`, ""];
+  const tooltip: string[] = [`**bgrun**: ${summary.length > 0 ? summary.join(", ") : "no job running"}`, ""];
   if (active.length > 0) {
     tooltip.push(...tooltipTable(active, now), "");
   }
@@ -209,6 +261,14 @@ export function statusText(backend: BackendStatus, jobs: readonly Job[], now: nu
   }
   tooltip.push("Click to show the background jobs.");
   return { text, tooltip: tooltip.join("\n") };
+}
+
+/** Returns the message shown when a job was submitted: when it starts, or goes to Slurm, and its log. */
+export function startMessage(job: Job): string {
+  const delay = typeof job.delay === "number" ? `${job.delay} s` : "a moment";
+  const verb = job.backend === "slurm" ? "Submitted job" : "Started job";
+  const where = job.backend === "slurm" ? " to Slurm" : "";
+  return `${verb} #${job.id} ${job.name} (${job.category})${where} in ${delay}. Log: ${job.log_path}`;
 }
 
 /** Returns the message shown when a job ends. */

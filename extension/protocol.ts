@@ -12,6 +12,10 @@ export interface Job {
   state: JobState;
   reason?: string | null;
   backend?: string;
+  /** The Slurm job id of the latest attempt of a `slurm` job, once sbatch accepted it. */
+  backend_id?: string | null;
+  /** Slurm's pending reason while a `slurm` job waits in the Slurm queue; sent by the server only. */
+  queue_reason?: string | null;
   name: string;
   category: string;
   command: string;

@@ -1,9 +1,21 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { endMessage, shouldNotify, formatDuration, formatJobTime, formatProgress, jobRow, sortJobs, statusText } from "../jobFormat";
+import { endMessage, startMessage, shouldNotify, formatDuration, formatJobTime, formatProgress, isQueuedInSlurm, jobRow, sortJobs, statusText } from "../jobFormat";
 import { Job } from "../protocol";
 
 const NOW = Date.parse("2026-01-01T12:00:00.000Z");
+
+/** A Slurm job that sbatch accepted at 11:59:00 and that still waits in the Slurm queue. */
+function slurmQueued(fields: Partial<Job> = {}): Job {
+  return job({
+    state: "scheduled",
+    backend: "slurm",
+    backend_id: "4242",
+    started_at: null,
+    scheduled_for: "2026-01-01T11:59:00.000Z",
+    ...fields,
+  });
+}
 
 function job(fields: Partial<Job>): Job {
   return {
@@ -44,6 +56,20 @@ describe("formatJobTime", () => {
   test("final job shows duration", () => {
     assert.equal(formatJobTime(job({ state: "succeeded", duration: 12.3 }), NOW), "12s");
   });
+
+  test("Slurm queued job shows its wait", () => {
+    assert.equal(formatJobTime(slurmQueued(), NOW), "waiting 1m 00s");
+    assert.equal(formatJobTime(slurmQueued({ scheduled_for: "2026-01-01T12:05:00.000Z" }), NOW), "starts in 5m 00s");
+  });
+});
+
+describe("isQueuedInSlurm", () => {
+  test("needs the Slurm job id", () => {
+    assert.equal(isQueuedInSlurm(slurmQueued()), true);
+    assert.equal(isQueuedInSlurm(slurmQueued({ backend_id: null })), false);
+    assert.equal(isQueuedInSlurm(slurmQueued({ state: "running" })), false);
+    assert.equal(isQueuedInSlurm(job({ state: "scheduled", backend: "local", backend_id: "7" })), false);
+  });
 });
 
 describe("formatProgress", () => {
@@ -82,6 +108,30 @@ describe("sortJobs", () => {
   });
 });
 
+describe("jobRow for Slurm jobs", () => {
+  test("queued job shows queue, reason and id", () => {
+    const row = jobRow(slurmQueued({ queue_reason: "Resources" }), NOW);
+    assert.equal(row.icon, "server-process");
+    assert.equal(row.description, "#1 · training · queued in Slurm · waiting 1m 00s · reason: Resources · Slurm job 4242");
+  });
+
+  test("queued job without reason yet", () => {
+    assert.equal(jobRow(slurmQueued(), NOW).description, "#1 · training · queued in Slurm · waiting 1m 00s · Slurm job 4242");
+  });
+
+  test("Slurm job waiting for sbatch is scheduled", () => {
+    const row = jobRow(slurmQueued({ backend_id: null, scheduled_for: "2026-01-01T12:00:10.000Z" }), NOW);
+    assert.equal(row.icon, "clock");
+    assert.equal(row.description, "#1 · training · scheduled · starts in 10s");
+  });
+
+  test("running Slurm job names its Slurm id", () => {
+    const row = jobRow(job({ backend: "slurm", backend_id: "4242", queue_reason: "Resources" }), NOW);
+    assert.equal(row.icon, "sync~spin");
+    assert.equal(row.description, "#1 · training · running · 59s · Slurm job 4242");
+  });
+});
+
 describe("statusText", () => {
   test("idle shows the name only", () => {
     assert.equal(statusText("running", [], NOW).text, "$(history) bgrun");
@@ -100,6 +150,19 @@ describe("statusText", () => {
     assert.equal(statusText("running", [job({ state: "scheduled" })], NOW).text, "$(clock) bgrun: 1 queued");
   });
 
+  test("counts the Slurm queue apart", () => {
+    const jobs = [job({ id: "1" }), slurmQueued({ id: "2" }), slurmQueued({ id: "3" }), job({ id: "4", state: "scheduled" })];
+    assert.equal(statusText("running", jobs, NOW).text, "$(sync~spin) bgrun: 1 running, 2 in Slurm queue, 1 queued");
+  });
+
+  test("Slurm queue only shows its icon", () => {
+    const status = statusText("running", [slurmQueued({ queue_reason: "Priority" })], NOW);
+    assert.equal(status.text, "$(server-process) bgrun: 1 in Slurm queue");
+    assert.match(status.tooltip, /\*\*bgrun\*\*: 1 waiting in the Slurm queue/);
+    const row = "| $(server-process) | train\\_model #1, Slurm job 4242 | training | waiting 1m 00s in the Slurm queue \\(Priority\\) |  |";
+    assert.ok(status.tooltip.includes(row), status.tooltip);
+  });
+
   test("tooltip lists active and recent jobs", () => {
     const tooltip = statusText("running", [job({}), job({ id: "2", state: "failed", exit_code: 1, duration: 2 })], NOW).tooltip;
     assert.match(tooltip, /\$\(sync~spin\) \| train\\_model #1 \| training \| 59s/);
@@ -111,6 +174,18 @@ describe("statusText", () => {
     assert.equal(statusText("stopped", [], NOW).text, "$(error) bgrun: backend stopped");
     assert.equal(statusText("restricted", [], NOW).text, "$(shield) bgrun");
     assert.equal(statusText("starting", [], NOW).text, "$(loading~spin) bgrun");
+  });
+});
+
+describe("startMessage", () => {
+  test("local job starts, Slurm job is submitted", () => {
+    const local = job({ state: "scheduled", delay: 1 });
+    assert.equal(startMessage(local), "Started job #1 train_model (training) in 1 s. Log: /w/logs/training/train_model_20260101_115900.log");
+    const slurm = job({ state: "scheduled", delay: 0, backend: "slurm" });
+    assert.equal(
+      startMessage(slurm),
+      "Submitted job #1 train_model (training) to Slurm in 0 s. Log: /w/logs/training/train_model_20260101_115900.log",
+    );
   });
 });
 

@@ -118,12 +118,12 @@ def register(server: BgrunServer) -> None:
         if folder is not None:
             found = [(root, job) for root, job in found if ls.folders.owner_of(job.get("cwd")) is folder]
             found = found[:params.limit] if params.limit else found
-        return [ls.with_progress(root, job) for root, job in found]
+        return [ls.with_live_fields(root, job) for root, job in found]
 
     @bgrun_request(server, "bgrun/get", JobParams)
     async def get(ls: BgrunServer, params: JobParams) -> dict[str, Any]:
         root, job = await _locate(ls, params.id, params.log_root)
-        return ls.with_progress(root, job)
+        return ls.with_live_fields(root, job)
 
     @bgrun_request(server, "bgrun/stop", StopParams)
     async def stop(ls: BgrunServer, params: StopParams) -> dict[str, Any]:

@@ -18,7 +18,9 @@ from .. import schema
 from ..errors import JobNotFound
 from ..store import DatabaseUnavailable, Store
 from ..store import records
+from ..backends.slurm import read_submission
 from .progress import LogProgress
+from .slurm_queue import QueueReasons
 
 RECORD_NAME = re.compile(r"^(\d+)\.json$")
 
@@ -42,6 +44,7 @@ class JobIndex:
         self.states: dict[str, str] = {}
         self.running: dict[str, tuple[dict[str, Any], LogProgress]] = {}
         self.missing: set[str] = set()
+        self.queue = QueueReasons(self._slurm_conf_of)
 
     def scan(self, report: bool) -> None:
         """Read every changed record of the folder; with `report`, report each change."""
@@ -84,6 +87,7 @@ class JobIndex:
         self.revisions[job_id] = revision
         self.states[job_id] = job.get("state")
         progress = self._track(job_id, job)
+        self.queue.track(job_id, job)
         if report:
             self.on_change(self.root, job, previous, progress)
 
@@ -113,6 +117,7 @@ class JobIndex:
                 return
         for table in (self.signatures, self.revisions, self.states, self.running):
             table.pop(job_id, None)
+        self.queue.forget(job_id)
         self.missing.discard(job_id)
         if report:
             self.on_removed(self.root, job_id)
@@ -124,6 +129,15 @@ class JobIndex:
         for job, progress in list(self.running.values()):
             if progress.refresh():
                 self.on_change(self.root, job, job["state"], progress.value)
+
+    def _slurm_conf_of(self, job_id: str) -> str | None:
+        """Return the SLURM_CONF that the Slurm job was submitted with, or None for the default."""
+        saved = read_submission(self.store, job_id)
+        slurm_conf = saved.get("slurm_conf") if isinstance(saved, dict) else None
+        return slurm_conf if isinstance(slurm_conf, str) and slurm_conf else None
+
+    def queue_reason_of(self, job_id: str) -> str | None:
+        return self.queue.reason_of(job_id)
 
     def progress_of(self, job_id: str) -> float | None:
         entry = self.running.get(job_id)

@@ -246,7 +246,7 @@ class BgrunServer(LanguageServer):
             log.info("job %s under %s: %s", job.get("id"), root,
                      f"{previous} -> {job.get('state')}" if previous else f"{job.get('state')} (new)")
         if self._can_notify():
-            self.protocol.notify(JOB_CHANGED, self.with_progress(root, job, progress))
+            self.protocol.notify(JOB_CHANGED, self.with_live_fields(root, job, progress))
 
     def _job_removed(self, root: str, job_id: str) -> None:
         log.info("job %s under %s: removed", job_id, root)
@@ -257,8 +257,15 @@ class BgrunServer(LanguageServer):
         if self._can_notify():
             self.protocol.notify(DRIFT_FOUND, {"logRoot": root, "report": report})
 
-    def with_progress(self, root: str, job: dict[str, Any], progress: float | None = None) -> dict[str, Any]:
-        """Return the job with the progress the server read from its log, when it is running."""
+    def with_live_fields(self, root: str, job: dict[str, Any], progress: float | None = None) -> dict[str, Any]:
+        """Return the job with what the server reads besides its record.
+
+        That is the progress from the log of a running job, and Slurm's pending reason of a job
+        that waits in the Slurm queue (`queue_reason`).
+        """
+        if job.get("state") == schema.SCHEDULED and job.get("backend") == "slurm":
+            reason = self.watcher.queue_reason_of(root, str(job.get("id")))
+            return job if reason is None else dict(job, queue_reason=reason)
         if job.get("state") != schema.RUNNING:
             return job
         value = progress if progress is not None else self.watcher.progress_of(root, str(job.get("id")))

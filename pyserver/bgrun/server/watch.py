@@ -7,7 +7,8 @@ rescans it only when the folder changed (or changed too recently for its mtime t
 and it rescans every folder in full every FULL_SCAN_POLLS polls. job_index.py decides what
 changed.
 
-The same thread reads the progress of running jobs every PROGRESS_SECONDS (progress.py).
+The same thread reads the progress of running jobs every PROGRESS_SECONDS (progress.py). A second
+thread reads Slurm's pending reason of queued Slurm jobs (slurm_queue.py).
 Callbacks run on the watcher's threads under the root's lock, so they must only hand the job
 over (for example with loop.call_soon_threadsafe), which keeps each job's reports in order.
 """
@@ -30,6 +31,7 @@ from watchdog.observers import Observer
 
 from ..store import STATE_DIR
 from .job_index import RECORD_NAME, ChangeCallback, JobIndex, RemovedCallback
+from .slurm_queue import QueuePoller
 
 log = logging.getLogger("bgrun.server.watch")
 
@@ -93,15 +95,18 @@ class JobWatcher:
         self.stopped = threading.Event()
         self.observer = Observer()
         self.thread = threading.Thread(target=self._run, name="bgrun-watch", daemon=True)
+        self.queue_poller = QueuePoller(self._queues)
 
     def start(self) -> None:
         self.observer.start()
         self.thread.start()
+        self.queue_poller.start()
 
     def stop(self) -> None:
         self.stopped.set()
         self.wake.set()
         self.observer.stop()
+        self.queue_poller.stop()
 
     def add_root(self, root: str) -> Future:
         """Start watching `root`. The future completes once its current jobs are read."""
@@ -126,6 +131,17 @@ class JobWatcher:
     def progress_of(self, root: str, job_id: str) -> float | None:
         state = self.roots.get(root)
         return state.index.progress_of(str(job_id)) if state else None
+
+    def queue_reason_of(self, root: str, job_id: str) -> str | None:
+        state = self.roots.get(root)
+        return state.index.queue_reason_of(str(job_id)) if state else None
+
+    def _queues(self) -> list:
+        """Return (lock, queue reasons, report) for each watched root, for the Slurm queue poller."""
+        return [(state.index.lock, state.index.queue, self._reporter(state.root)) for state in self.roots.values()]
+
+    def _reporter(self, root: str) -> Callable[[dict], None]:
+        return lambda job: self.on_change(root, job, job.get("state"), None)
 
     def refresh(self, state: RootState, job_id: str) -> None:
         try:

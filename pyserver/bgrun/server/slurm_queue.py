@@ -1,0 +1,162 @@
+"""Slurm's pending reason for each Slurm job that waits in the queue, read with squeue.
+
+A Slurm job stays `scheduled` in the store from `sbatch` until its step starts on a node, and the
+store does not say why it waits. The server runs one `squeue` per cluster every QUEUE_SECONDS while
+such jobs exist, on a thread of its own because a Slurm command may take up to its 15 s timeout.
+The reason (`Resources`, `Priority`, `BeginTime`, `JobHeldUser`, ...) lives in the server's memory
+and goes out as the job's `queue_reason`. It is never written to the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Iterable, Mapping
+
+from .. import schema
+from ..backends import slurm
+from ..errors import BgrunError
+
+log = logging.getLogger("bgrun.server.slurm_queue")
+
+QUEUE_SECONDS = 5.0
+# Slurm's reason before the scheduler has looked at a new job.
+NO_REASON = "None"
+
+
+def is_queued_in_slurm(job: Mapping[str, Any]) -> bool:
+    """Return True for a Slurm job that sbatch accepted and whose step has not started."""
+    return job.get("backend") == "slurm" and job.get("state") == schema.SCHEDULED and bool(job.get("backend_id"))
+
+
+def parse_squeue(text: str) -> dict[str, str]:
+    """Return {Slurm job id: pending reason} from `squeue -h -o %i|%T|%r` output.
+
+    Only PENDING jobs with a reason other than `None` are included.
+    """
+    reasons = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|", 2)
+        if len(parts) == 3 and parts[1] == "PENDING" and parts[2] and parts[2] != NO_REASON:
+            reasons[parts[0]] = parts[2]
+    return reasons
+
+
+def read_pending_reasons(slurm_ids: Iterable[str], slurm_conf: str | None) -> dict[str, str]:
+    """Return the pending reason of each of `slurm_ids` that Slurm still lists as PENDING.
+
+    Raises BgrunError when the config is missing or squeue fails or times out.
+    """
+    ids = sorted(set(slurm_ids), key=int)
+    if not ids:
+        return {}
+    env = slurm.client_environ(slurm_conf=slurm_conf)
+    result = slurm.run_client(["squeue", "-h", "-j", ",".join(ids), "-o", "%i|%T|%r"], env)
+    if result.returncode != 0:
+        # squeue exits 1 when none of the ids is known any more, for example after they all started
+        # and ended between two reads.
+        if "Invalid job id" in result.stderr:
+            return {}
+        raise slurm.SlurmUnavailable(f"squeue failed: {result.stderr.strip() or f'exit status {result.returncode}'}")
+    return parse_squeue(result.stdout)
+
+
+class QueueReasons:
+    """Pending reasons of the queued Slurm jobs of one log root, keyed by bgrun job id.
+
+    `track` and `reason_of` run under the root's lock. `refresh` runs squeue without it.
+    """
+
+    def __init__(self, slurm_conf_of: Callable[[str], str | None]):
+        self.slurm_conf_of = slurm_conf_of
+        self.queued: dict[str, dict[str, Any]] = {}
+        self.reasons: dict[str, str] = {}
+
+    def track(self, job_id: str, job: Mapping[str, Any]) -> None:
+        if is_queued_in_slurm(job):
+            self.queued[job_id] = dict(job)
+        else:
+            self.queued.pop(job_id, None)
+            self.reasons.pop(job_id, None)
+
+    def forget(self, job_id: str) -> None:
+        self.queued.pop(job_id, None)
+        self.reasons.pop(job_id, None)
+
+    def reason_of(self, job_id: str) -> str | None:
+        return self.reasons.get(job_id)
+
+    def snapshot(self) -> dict[str | None, dict[str, dict[str, Any]]]:
+        """Return the queued jobs grouped by the SLURM_CONF they were submitted with."""
+        groups: dict[str | None, dict[str, dict[str, Any]]] = {}
+        for job_id, job in self.queued.items():
+            groups.setdefault(self.slurm_conf_of(job_id), {})[job_id] = job
+        return groups
+
+
+class QueuePoller:
+    """The thread that reads pending reasons for every log root and reports the changed ones.
+
+    `roots` returns (lock, QueueReasons, report) for each watched log root, where report(job) hands
+    a job whose reason changed to the server.
+    """
+
+    def __init__(self, roots: Callable[[], list[tuple[threading.Lock, QueueReasons, Callable[[dict[str, Any]], None]]]]):
+        self.roots = roots
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="bgrun-slurm-queue", daemon=True)
+        # Clusters whose last squeue failed, with the time before which they are not asked again.
+        self.unreachable_until: dict[str | None, float] = {}
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(QUEUE_SECONDS):
+            try:
+                self.poll()
+            except Exception:
+                log.exception("reading Slurm pending reasons failed; trying again in %g s", QUEUE_SECONDS)
+
+    def poll(self) -> None:
+        for lock, queue, report in self.roots():
+            with lock:
+                groups = queue.snapshot()
+            for slurm_conf, jobs in groups.items():
+                reasons = self._read(slurm_conf, jobs)
+                # Report under the lock, so that a newer record of the job cannot be reported first.
+                with lock:
+                    for job_id in jobs:
+                        job = queue.queued.get(job_id)
+                        if job is None:
+                            continue
+                        reason = reasons.get(str(job["backend_id"]))
+                        if queue.reasons.get(job_id) == reason:
+                            continue
+                        if reason is None:
+                            queue.reasons.pop(job_id, None)
+                        else:
+                            queue.reasons[job_id] = reason
+                        report(job)
+
+    def _read(self, slurm_conf: str | None, jobs: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+        """Return the pending reasons of `jobs`' Slurm ids, or {} while their cluster is unreachable.
+
+        An empty result clears the reasons the server sends, because an old reason may be wrong.
+        """
+        now = time.monotonic()
+        if self.unreachable_until.get(slurm_conf, 0.0) > now:
+            return {}
+        try:
+            reasons = read_pending_reasons((str(job["backend_id"]) for job in jobs.values()), slurm_conf)
+        except BgrunError as error:
+            self.unreachable_until[slurm_conf] = now + slurm.UNREACHABLE_RETRY_SECONDS
+            log.warning("cannot read the Slurm queue for job(s) %s (%s); trying again in %g s",
+                        ", ".join(sorted(jobs, key=int)), error, slurm.UNREACHABLE_RETRY_SECONDS)
+            return {}
+        self.unreachable_until.pop(slurm_conf, None)
+        return reasons
