@@ -8,6 +8,7 @@
 #   2. packages bgrun.vsix at the repository root when it is missing,
 #   3. downloads a wheelhouse of the backend's dependencies (reused between runs),
 #   4. creates a venv with the backend installed from ./pyserver,
+#   5. installs Slurm and MUNGE from Debian for the Slurm scenario,
 # then runs tests/e2e/run.sh, which has no network but loopback.
 #
 # Environment:
@@ -60,6 +61,19 @@ if ! "$venv/bin/python" -c "$check_venv" "$repo_root/pyserver/" 2>/dev/null; the
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --find-links "$wheelhouse" -e "./pyserver[server]"
+fi
+
+# The Slurm scenario starts a cluster with .ci/slurm/up.sh inside the namespace, where apt-get
+# cannot download, so its packages are installed here.
+slurm_packages=(slurmctld slurmd slurm-client munge iproute2)
+slurm_status=$(dpkg-query -W -f='${Status}\n' "${slurm_packages[@]}" 2>/dev/null || true)
+if [[ $(grep -c '^install ok installed$' <<<"$slurm_status") -ne ${#slurm_packages[@]} ]]; then
+  step "installing ${slurm_packages[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 \
+    "${slurm_packages[@]}" >/dev/null ||
+    { apt-get update -q -o DPkg::Lock::Timeout=300 >/dev/null &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 \
+        "${slurm_packages[@]}" >/dev/null; }
 fi
 
 export BGRUN_E2E_WHEELHOUSE=$wheelhouse

@@ -26,8 +26,14 @@ fi
 # The shell is PID 1 of the new PID namespace, so the orphans it adopts (such
 # as code-server's children once the main process exits) become zombies until
 # it reaps them. `wait` reaps every child, not only the one it waits for.
+#
+# glibc's getaddrinfo with AI_ADDRCONFIG finds no IPv4 address, not even for
+# "127.0.0.1", while the only IPv4 addresses are loopback ones, and Slurm 22.05
+# resolves its hosts that way. So lo also gets 192.0.2.1, an address from
+# TEST-NET-1 (RFC 5737); with no other interface, nothing leaves the namespace.
 exec timeout --kill-after=10 "${BGRUN_E2E_TIMEOUT:-900}" \
   unshare --net --pid --fork --kill-child --mount-proc \
   sh -c 'ip link set lo up || exit 1
+ip addr add 192.0.2.1/32 dev lo || exit 1
 node --test --test-concurrency=1 "$@" &
 wait $!' sh "$@"

@@ -128,8 +128,8 @@ export async function readBgrunIcons(page) {
 
 /**
  * Wait until the backend runs: the status bar item shows the idle (history),
- * running (sync) or queued (clock) icon, not the starting, setting-up or
- * stopped state.
+ * running (sync), queued (clock) or Slurm queue (server-process) icon, not
+ * the starting, setting-up or stopped state.
  */
 export async function waitForBackendReady(page, { timeout = 90_000 } = {}) {
   let last;
@@ -137,7 +137,7 @@ export async function waitForBackendReady(page, { timeout = 90_000 } = {}) {
     return await waitUntil(
       async () => {
         last = { text: await readBgrunStatus(page), icons: await readBgrunIcons(page) };
-        return ['history', 'sync', 'clock'].some((icon) => last.icons.includes(icon)) && last.text;
+        return ['history', 'sync', 'clock', 'server-process'].some((icon) => last.icons.includes(icon)) && last.text;
       },
       "bgrun's backend to run",
       { timeout, intervalMs: 250 },
