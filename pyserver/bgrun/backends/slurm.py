@@ -46,6 +46,8 @@ DEFAULT_CONFIG = Path("/etc/slurm/slurm.conf")
 CLIENT_TIMEOUT = 15.0
 SHORT_DELAY_SECONDS = 30.0
 STEP_SCRIPT_FOLDER = "slurm"
+# Files kept per job in STEP_SCRIPT_FOLDER: the batch script and the saved sbatch settings.
+SUBMISSION_SUFFIXES = (".sh", ".json")
 STEP_BOOT = (
     "import sys; sys.path[:0] = sys.argv[1].split('\\n'); "
     "from bgrun.backends.slurm_step import main; main(sys.argv[2:])"

@@ -1,4 +1,4 @@
-"""Removing a finished job: its row, its record file and its log.
+"""Removing a finished job: its row, its record file, its log and, for a Slurm job, its batch files.
 
 The log is deleted only when its path is a `.log` file directly in a category folder of the job's
 log root, so a record edited to point elsewhere can never make bgrun delete another file.
@@ -36,6 +36,8 @@ def remove_job(store: Store, job_id: str) -> tuple[dict[str, Any], bool]:
         raise UsageError(f"job {job['id']} is {job['state']}; stop it first with 'bgrun stop {job['id']}'")
     store.remove(job_id)
     log.info("job %s: removed", job_id)
+    if job.get("backend") == "slurm":
+        _remove_submission_files(store, job_id)
     path = log_inside_root(store.log_root, job.get("log_path"))
     if path is None:
         log.warning("job %s: left its log %s alone: it is not in a category folder of %s",
@@ -49,3 +51,16 @@ def remove_job(store: Store, job_id: str) -> tuple[dict[str, Any], bool]:
         log.warning("job %s: cannot delete its log %s: %s", job_id, path, error)
         return job, False
     return job, True
+
+
+def _remove_submission_files(store: Store, job_id: str) -> None:
+    """Delete the batch script and the saved sbatch settings of a removed Slurm job."""
+    from ..backends.slurm import SUBMISSION_SUFFIXES, sidecar_path
+
+    for suffix in SUBMISSION_SUFFIXES:
+        try:
+            os.unlink(sidecar_path(store, job_id, suffix))
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            log.warning("job %s: cannot delete its Slurm file %s: %s", job_id, sidecar_path(store, job_id, suffix), error)
