@@ -2,7 +2,7 @@
 
 import * as vscode from "vscode";
 import { Commands, JOBS_VIEW_ID } from "./constants";
-import { STATE_COLORS, formatOutcome, jobRow, logFileName, sortJobs } from "./jobFormat";
+import { STATE_COLORS, formatOutcome, jobRow, logFileName, sortJobs, stateLabel } from "./jobFormat";
 import { JobCache } from "./jobs";
 import { Job, isActive } from "./protocol";
 
@@ -25,7 +25,7 @@ export class JobTreeItem extends vscode.TreeItem {
     this.contextValue = `job.${isActive(job.state) ? "active" : "final"}.${job.state}`;
     this.tooltip = tooltipOf(job, row.description);
     this.command = { command: Commands.openLog, title: "Open Log", arguments: [job] };
-    this.accessibilityInformation = { label: `${job.name}, job ${job.id}, ${job.state}` };
+    this.accessibilityInformation = { label: `${job.name}, job ${job.id}, ${stateLabel(job)}` };
   }
 }
 
