@@ -46,7 +46,16 @@ def test_argv_job_runs_without_shell(project):
     assert "a b|$HOME|" in text
 
 
-def test_failing_exit_code(project):
+def slurm_final_state(cluster, slurm_id: str) -> str:
+    """Wait until Slurm shows the job ended, and return its `JobState=… ExitCode=…` fields."""
+    def ended():
+        fields = dict(re.findall(r"(\w+)=(\S*)", cluster.scontrol_job(slurm_id).stdout))
+        state = fields.get("JobState")
+        return state not in (None, "PENDING", "RUNNING", "COMPLETING") and f"JobState={state} ExitCode={fields.get('ExitCode')}"
+    return wait_for(ended, message=f"Slurm to end job {slurm_id}")
+
+
+def test_failing_exit_code(project, cluster):
     job = project.submit("echo failing >&2; exit 3")
     done = project.wait_state(job["id"], "failed")
     text = project.wait_footer(job["id"])
@@ -54,15 +63,23 @@ def test_failing_exit_code(project):
     assert done["signal"] is None
     assert "\nfailing\n" in text
     assert "[bgrun] exit: exit code 3\n" in text
+    assert slurm_final_state(cluster, job["backend_id"]) == "JobState=FAILED ExitCode=3:0"
 
 
-def test_killed_by_signal(project):
+def test_killed_by_signal(project, cluster):
     job = project.submit("echo before; kill -KILL $$")
     done = project.wait_state(job["id"], "failed")
     text = project.wait_footer(job["id"])
     assert done["signal"] == 9
     assert done["exit_code"] is None
     assert "[bgrun] exit: killed by SIGKILL\n" in text
+    assert slurm_final_state(cluster, job["backend_id"]) == "JobState=FAILED ExitCode=0:9"
+
+
+def test_success_completes_in_slurm(project, cluster):
+    job = project.submit("true")
+    project.wait_state(job["id"], "succeeded")
+    assert slurm_final_state(cluster, job["backend_id"]) == "JobState=COMPLETED ExitCode=0:0"
 
 
 def test_stop_running_job(project, cluster):
@@ -145,6 +162,8 @@ def test_stop_pending_job(project, cluster):
     text = project.wait_footer(job["id"])
     assert done["state"] == "cancelled"
     assert "before it started" in done["reason"]
+    assert done["exit_code"] is None
+    assert done["signal"] is None
     assert "[bgrun] exit: never started\n" in text
     assert "\nnever\n" not in text
     assert "JobState=CANCELLED" in cluster.scontrol_job(job["backend_id"]).stdout
@@ -203,6 +222,8 @@ def test_check_finishes_job_slurm_ended(project, cluster):
     assert done["state"] == "failed"
     assert done["reason"].startswith("Slurm FAILED")
     assert "[bgrun] state: failed (Slurm FAILED" in project.wait_footer(job["id"])
+    assert [attempt["state"] for attempt in done["attempts"]] == ["failed"]
+    assert done["attempts"][0]["ended_at"] == done["ended_at"]
 
 
 def test_check_after_purge(project, cluster):

@@ -5,7 +5,11 @@
   waits for the command with waitpid, which gives the exact exit code or signal. Then it writes
   the attempt lines and either submits the next attempt after the backoff or writes the footer.
   SIGTERM (scancel, time limit) is passed on to the command's process group, and the step then
-  records the outcome within the cluster's KillWait.
+  records the outcome within the cluster's KillWait. After a `bgrun stop`, which signals the step
+  alone, the step also cancels its own batch job, so that Slurm records it as CANCELLED.
+  The step exits as the command did (its exit code, or the same signal), so that Slurm's
+  state and ExitCode agree with bgrun's: a command that exits 3 leaves Slurm FAILED 3:0, not
+  COMPLETED.
 - `wait STATE_DIR JOB_ID START_AT`: a detached waiter for a short delay. It sleeps until START_AT
   and submits; SIGTERM before that cancels the job.
 
@@ -27,9 +31,9 @@ from typing import Any
 from .. import logfile, schema
 from ..engine import supervise
 from ..engine.errorlog import write_error_log
-from ..engine.finish import finalise
-from ..engine.hooks import backoff_seconds, decode_status, failure_text, iso_at, stop_leftovers
-from ..errors import StartError
+from ..engine.finish import end_attempt, finalise, iso_at
+from ..engine.hooks import decode_status, failure_text, stop_leftovers
+from ..errors import BgrunError, StartError
 from ..store import Store, now_iso
 from . import slurm
 
@@ -90,13 +94,14 @@ def _on_term(signum: int, frame: Any) -> None:
     supervise.on_term(signum, frame)
 
 
-def run_step(state_dir: str, job_id: str) -> None:
+def run_step(state_dir: str, job_id: str) -> int:
+    """Run one attempt of the job and return the step's exit status: 0, the exit code, or -signal."""
     store = _store(state_dir)
     slurm_id = os.environ.get("SLURM_JOB_ID", "")
     job = store.get(job_id)
     if job["state"] in schema.FINAL_STATES:
         log.warning("job %s: already %s, so Slurm job %s exits without running it", job_id, job["state"], slurm_id)
-        return
+        return 0
     job, attempt, total = _begin_attempt(store, job_id, slurm_id)
 
     signal.signal(signal.SIGTERM, _on_term)
@@ -110,7 +115,7 @@ def run_step(state_dir: str, job_id: str) -> None:
     except supervise.Cancelled:
         finalise(store, job_id, schema.CANCELLED, reason="stopped before it started", exit_code=None,
                  signum=None, leftovers="0")
-        return
+        return 0
     from ..engine import liveness
 
     create_time = liveness.create_time_of(pid)
@@ -127,7 +132,7 @@ def run_step(state_dir: str, job_id: str) -> None:
     if not failure:
         store.update(job_id, record_running)
     _, status = os.waitpid(pid, 0)
-    _after(store, job_id, attempt, total, status, failure)
+    return _after(store, job_id, attempt, total, status, failure)
 
 
 def supervise_shell() -> str:
@@ -169,7 +174,8 @@ def _slurm_end_reason(slurm_id: str) -> str | None:
     return "CANCELLED"
 
 
-def _after(store: Store, job_id: str, attempt: int, total: int, status: int, failure: str) -> None:
+def _after(store: Store, job_id: str, attempt: int, total: int, status: int, failure: str) -> int:
+    """Record the end of the attempt, and return the step's exit status (see `step_status`)."""
     job = store.get(job_id)
     exit_code, signum = decode_status(status)
     outcome = "start failed" if failure else schema.describe_outcome({"exit_code": exit_code, "signal": signum})
@@ -190,30 +196,17 @@ def _after(store: Store, job_id: str, attempt: int, total: int, status: int, fai
         reason = f"Slurm {slurm_state}, {outcome}" if slurm_state else None
     if slurm_state == "REQUEUED" and not store.is_cancel_requested(job_id):
         _record_requeue(store, job, attempt, total, outcome, ended_at)
-        return
+        return 0
+    if state == schema.CANCELLED and slurm_state is None and job.get("backend_id"):
+        _cancel_own_job(job_id, job["backend_id"])
     retrying = state == schema.FAILED and not failure and slurm_state is None and attempt < total
-    slurm.append_line(job, logfile.PREFIX + f"attempt {attempt} of {total} ended: {state}, {outcome}\n".encode())
-
-    def record_attempt(record: dict[str, Any]) -> None:
-        for entry in record.get("attempts", []):
-            if entry.get("number") == attempt:
-                entry.update(ended_at=ended_at, state=state, exit_code=exit_code, signal=signum,
-                             leftover_processes=leftovers)
-        record["leftover_processes"] = leftovers
-        if retrying:
-            delay = backoff_seconds(record, attempt)
-            record.update(state=schema.SCHEDULED, attempt=attempt + 1, pid=None, pid_create_time=None,
-                          reason=f"attempt {attempt} {outcome}; retry {attempt + 1} of {total} in {delay:g} s",
-                          scheduled_for=iso_at(time.time() + delay))
-
-    job = store.update(job_id, record_attempt)
-    if retrying:
-        delay = backoff_seconds(job, attempt)
-        log.info("job %s: attempt %s %s, retrying in %g s", job_id, attempt, outcome, delay)
-        slurm.append_line(job, logfile.PREFIX + f"retrying in {delay:g} s\n".encode())
+    job, delay = end_attempt(store, job, attempt, total, state=state, outcome=outcome, exit_code=exit_code,
+                             signum=signum, leftovers=leftovers, ended_at=ended_at, retrying=retrying,
+                             clear_pid=True)
+    if delay is not None:
         try:
             slurm.submit(store, job_id, _submission_environ(), begin_seconds=delay)
-            return
+            return step_status(state, exit_code, signum)
         except StartError as error:
             state, reason = schema.FAILED, f"attempt {attempt + 1} could not be submitted: {error}"
             write_error_log(store.log_root, job.get("name") or "job", f"job {job_id}: {reason}")
@@ -221,6 +214,58 @@ def _after(store: Store, job_id: str, attempt: int, total: int, status: int, fai
         reason = f"all {total} attempts failed"
     finalise(store, job_id, state, reason=reason, exit_code=None if failure else exit_code, signum=signum,
              leftovers=leftovers, ended_at=ended_at)
+    return step_status(state, exit_code, signum)
+
+
+def step_status(state: str, exit_code: int | None, signum: int | None) -> int:
+    """Return how the step exits after an attempt: 0, the command's exit code, or -signal.
+
+    Only a failed attempt exits non-zero. A cancelled one exits 0, because the step has already
+    cancelled its batch job (or Slurm is ending it), and Slurm records CANCELLED either way.
+    """
+    if state != schema.FAILED:
+        return 0
+    if signum:
+        return -signum
+    return exit_code if exit_code else 1
+
+
+def exit_like(status: int) -> None:
+    """End this process with `status` from step_status: exit with the code, or die of the signal."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if status < 0:
+        try:
+            import resource
+
+            # Dying of SIGSEGV or SIGABRT here must not write a core file of the step.
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            if -status != signal.SIGKILL:
+                signal.signal(-status, signal.SIG_DFL)
+            os.kill(os.getpid(), -status)
+        except (OSError, ValueError) as error:
+            log.warning("cannot end the step with signal %d: %s", -status, error)
+        # Reached for a signal whose default action is not to terminate.
+        os._exit(128 + (-status))
+    os._exit(min(status, 255))
+
+
+def _cancel_own_job(job_id: str, slurm_id: str) -> None:
+    """Cancel this step's own batch job after a `bgrun stop`, so that Slurm records it as CANCELLED.
+
+    `bgrun stop` sends SIGTERM to the step alone (`scancel --batch --signal=TERM`), and Slurm
+    records a batch job whose script then exits as COMPLETED. The scancel here also sends
+    SIGTERM to the step, which has no command left to pass it on to, so the step ignores it.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        result = slurm.run_client(["scancel", slurm_id], slurm.client_environ())
+    except BgrunError as error:
+        log.warning("job %s: cannot cancel Slurm job %s after the stop: %s", job_id, slurm_id, error)
+        return
+    if result.returncode != 0:
+        log.warning("job %s: scancel %s after the stop failed: %s", job_id, slurm_id,
+                    result.stderr.strip() or result.returncode)
 
 
 def _record_requeue(store: Store, job: dict[str, Any], attempt: int, total: int, outcome: str, ended_at: str) -> None:
@@ -275,9 +320,10 @@ def main(argv: list[str]) -> None:
     """Run one step verb; any exception goes to logs/errors with the job id, and the process exits."""
     verb = argv[0] if argv else ""
     state_dir = argv[1] if len(argv) > 1 else ""
+    status = 0
     try:
         if verb == "step":
-            run_step(argv[1], argv[2])
+            status = run_step(argv[1], argv[2])
         elif verb == "wait":
             run_waiter(argv[1], argv[2], float(argv[3]))
         else:
@@ -288,4 +334,4 @@ def main(argv: list[str]) -> None:
         write_error_log(log_root, "slurm", f"internal error in Slurm {verb} ({' '.join(argv[:3])}):\n{text}")
         sys.stderr.write(text)
         os._exit(70)
-    os._exit(0)
+    exit_like(status)

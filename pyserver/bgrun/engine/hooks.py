@@ -19,15 +19,14 @@ import logging
 import os
 import time
 import traceback
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .. import logfile, schema
+from .. import schema
 from ..store import Store, now_iso
 from . import liveness
 from .errorlog import write_error_log
-from .finish import finalise
+from .finish import end_attempt, finalise, iso_at
 from .stop import collect_tree, job_marker, terminate_tree
 
 log = logging.getLogger("bgrun.hooks")
@@ -81,17 +80,6 @@ def stop_leftovers(job: dict[str, Any]) -> str:
     return f"{len(leftovers)} stopped"
 
 
-def backoff_seconds(job: dict[str, Any], failed_attempt: int) -> float:
-    backoff = job.get("backoff") or {}
-    initial = float(backoff.get("initial", 5.0))
-    factor = float(backoff.get("factor", 2.0))
-    maximum = float(backoff.get("max", 300.0))
-    try:
-        return min(maximum, initial * factor ** (failed_attempt - 1))
-    except OverflowError:  # thousands of retries with a factor above 1
-        return maximum
-
-
 def on_after(status: int, failure: str, state_dir: str, job_id: str, supervisor_argv: list[str]) -> None:
     store = store_for(state_dir)
     job = store.get(job_id)
@@ -110,25 +98,10 @@ def on_after(status: int, failure: str, state_dir: str, job_id: str, supervisor_
     else:
         state = schema.SUCCEEDED if exit_code == 0 else schema.FAILED
     retrying = state == schema.FAILED and not failure and attempt < total
-    _append(job, logfile.PREFIX + f"attempt {attempt} of {total} ended: {state}, {outcome}\n".encode())
-
-    def record_attempt(record: dict[str, Any]) -> None:
-        for entry in record.get("attempts", []):
-            if entry.get("number") == attempt:
-                entry.update(ended_at=ended_at, state=state, exit_code=exit_code, signal=signum,
-                             leftover_processes=leftovers)
-        record["leftover_processes"] = leftovers
-        if retrying:
-            delay = backoff_seconds(record, attempt)
-            record.update(state=schema.SCHEDULED, attempt=attempt + 1,
-                          reason=f"attempt {attempt} {outcome}; retry {attempt + 1} of {total} in {delay:g} s",
-                          scheduled_for=_iso_after(delay))
-
-    job = store.update(job_id, record_attempt)
-    if retrying:
-        delay = backoff_seconds(job, attempt)
-        log.info("job %s: attempt %s %s, retrying in %g s", job_id, attempt, outcome, delay)
-        _append(job, logfile.PREFIX + f"retrying in {delay:g} s\n".encode())
+    job, delay = end_attempt(store, job, attempt, total, state=state, outcome=outcome, exit_code=exit_code,
+                             signum=signum, leftovers=leftovers, ended_at=ended_at, retrying=retrying,
+                             clear_pid=False)
+    if delay is not None:
         argv = list(supervisor_argv)
         argv[0] = "retry"
         argv[5] = repr(time.time() + delay)
@@ -169,21 +142,6 @@ def on_cancelled_before_start(state_dir: str, job_id: str) -> None:
     else:
         reason = "stopped before it started"
     finalise(store, job_id, schema.CANCELLED, reason=reason, exit_code=None, signum=None, leftovers="0")
-
-
-def iso_at(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="milliseconds")
-
-
-def _iso_after(seconds: float) -> str:
-    return iso_at(time.time() + seconds)
-
-
-def _append(job: dict[str, Any], data: bytes) -> None:
-    try:
-        logfile.append(job["log_path"], data)
-    except OSError as error:
-        log.warning("job %s: cannot write to its log: %s", job["id"], error)
 
 
 def main(argv: list[str]) -> None:
