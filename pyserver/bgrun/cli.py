@@ -128,7 +128,57 @@ def print_job_started(job: dict[str, Any], as_json: bool) -> None:
         print(json.dumps(job, indent=2, ensure_ascii=False))
         return
     print(f"job {job['id']} scheduled, starts in {job['delay']:g} s")
+    if job.get("backend") == "slurm":
+        print(f"slurm: {describe_slurm_placement(job, just_submitted=True)}")
     print(f"log: {job['log_path']}")
+
+
+def local_clock(iso: str | None) -> str:
+    """Return an ISO timestamp as `YYYY-MM-DD HH:MM:SS` in the time zone it was recorded in."""
+    return (iso or "")[:19].replace("T", " ")
+
+
+def seconds_until(iso: str | None) -> float:
+    """Return the seconds from now until an ISO timestamp, negative when it has passed."""
+    from datetime import datetime
+
+    if not iso:
+        return 0.0
+    try:
+        return datetime.fromisoformat(iso).timestamp() - time.time()
+    except ValueError:
+        return 0.0
+
+
+def describe_slurm_placement(job: dict[str, Any], just_submitted: bool = False) -> str:
+    """Return where a Slurm job is, such as `submitted as job 42`, judged from its record alone.
+
+    A scheduled job without `backend_id` waits for the detached waiter of a short delay to run
+    sbatch. A scheduled job whose `scheduled_for` is still ahead was submitted with `--begin`
+    (a long delay, or the backoff before a retry), so Slurm keeps it PENDING until then.
+    `just_submitted` gives the delay in seconds, as `bgrun run` prints it, in place of a time.
+    """
+    slurm_id = job.get("backend_id")
+    state = job["state"]
+    due = job.get("scheduled_for")
+    if not slurm_id:
+        if state != schema.SCHEDULED:
+            return "never submitted"
+        if just_submitted:
+            return f"will be submitted in {job['delay']:g} s"
+        return f"will be submitted at {local_clock(due)}"
+    if state == schema.RUNNING:
+        return f"running as job {slurm_id}"
+    if state == schema.SCHEDULED and seconds_until(due) > 0:
+        return f"job {slurm_id}, pending until its begin time {local_clock(due)}"
+    return f"submitted as job {slurm_id}"
+
+
+def list_backend(job: dict[str, Any]) -> str:
+    """Return the BACKEND column of `bgrun list`: `local`, `slurm:<Slurm job id>`, or `slurm` before sbatch."""
+    if job.get("backend") != "slurm":
+        return job.get("backend") or "local"
+    return f"slurm:{job['backend_id']}" if job.get("backend_id") else "slurm"
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -186,12 +236,15 @@ def command_list(args: argparse.Namespace) -> int:
     if not jobs:
         print(f"no jobs under {root}")
         return 0
-    rows = [("ID", "STATE", "CATEGORY", "NAME", "COMMAND", "START", "DURATION", "LOG")]
+    # The BACKEND column appears only when a listed job ran elsewhere than locally.
+    with_backend = any(job.get("backend", "local") != "local" for job in jobs)
+    rows = [("ID", "STATE") + (("BACKEND",) if with_backend else ()) +
+            ("CATEGORY", "NAME", "COMMAND", "START", "DURATION", "LOG")]
     for job in jobs:
         command = job["command"].replace("\n", " ")
-        start = (job.get("started_at") or job.get("scheduled_for") or "")[:19].replace("T", " ")
-        rows.append((job["id"], job["state"], job["category"], job["name"],
-                     command if len(command) <= 40 else command[:39] + "…", start,
+        start = local_clock(job.get("started_at") or job.get("scheduled_for"))
+        rows.append((job["id"], job["state"]) + ((list_backend(job),) if with_backend else ()) +
+                    (job["category"], job["name"], command if len(command) <= 40 else command[:39] + "…", start,
                      format_duration(elapsed(job)), job["log_path"]))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
@@ -214,6 +267,8 @@ def command_show(args: argparse.Namespace) -> int:
         if isinstance(value, (dict, list)):
             value = json.dumps(value, ensure_ascii=False)
         print(f"{key}: {value}")
+        if key == "backend_id" and job.get("backend") == "slurm":
+            print(f"slurm: {describe_slurm_placement(job)}")
     return 0
 
 
@@ -324,7 +379,7 @@ def command_check(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
         print(report.to_text())
-    return 0 if report.consistent else 1
+    return 0 if report.consistent and report.complete else 1
 
 
 def command_serve(args: argparse.Namespace) -> int:

@@ -115,10 +115,14 @@ class SlurmJob:
 
 @dataclass
 class Reconciled:
-    """A drift found between a job's record and Slurm, and whether it was repaired."""
+    """A drift found between a job's record and Slurm, and whether it was repaired.
+
+    `checked` is False when Slurm could not be asked, so the job's state is unknown.
+    """
 
     detail: str
     repaired: bool
+    checked: bool = True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,8 +255,22 @@ def parse_duration(text: str) -> float | None:
 
 
 def describe(slurm_job: SlurmJob) -> str:
-    """Return the reason text that records Slurm's own state, such as `Slurm TIMEOUT`."""
-    return f"Slurm {slurm_job.state}" + (f": {slurm_job.reason}" if slurm_job.reason else "")
+    """Return the reason text that records Slurm's own state, such as `Slurm TIMEOUT`.
+
+    A job that ended before it ran keeps its last pending reason in Slurm (`Resources`), which
+    the text marks as such, so it does not read as the cause of the end.
+    """
+    text = f"Slurm {slurm_job.state}"
+    if not slurm_job.reason:
+        return text
+    if slurm_job.final and slurm_job.fields.get("RunTime") == "00:00:00":
+        return f"{text} while pending ({slurm_job.reason})"
+    return f"{text}: {slurm_job.reason}"
+
+
+def one_line(text: str) -> str:
+    """Return a Slurm command's output on one line, for messages (slurmctld's banners span several)."""
+    return " ".join(text.split())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,12 +325,12 @@ def submit(store: Store, job_id: str, env: Mapping[str, str], begin_seconds: flo
     try:
         result = run_client(argv, env)
     except SlurmUnavailable as error:
-        raise StartError(f"sbatch failed for job {job_id}: {error}") from None
+        raise StartError(f"sbatch failed: {error}") from None
     slurm_id = result.stdout.strip().split(";")[0]
     if result.returncode != 0 or not slurm_id.isdigit():
-        message = (result.stderr or result.stdout).strip() or f"exit status {result.returncode}"
+        message = one_line(result.stderr or result.stdout) or f"exit status {result.returncode}"
         raise StartError(
-            f"sbatch failed for job {job_id}: {message}; check the sbatch options ('slurm_options', "
+            f"sbatch failed: {message}; check the sbatch options ('slurm_options', "
             f"--sbatch-option) and that SLURM_CONF={env['SLURM_CONF']} names a running cluster"
         )
     log.info("job %s: submitted to Slurm as job %s", job_id, slurm_id)
@@ -410,14 +428,17 @@ def finalise_from_slurm(store: Store, job: dict[str, Any], slurm_job: SlurmJob |
         reason = ("stopped by request, " if cancelled_by_request else "") + reason
         if not current.get("started_at"):
             reason += ", before it started"
-    return finalise(store, job["id"], state, reason=reason, exit_code=slurm_job.exit_code,
-                    signum=slurm_job.signal, leftovers="not checked (Slurm job)")
+    # Slurm reports ExitCode 0:0 for a job cancelled while pending, which is no exit code at all.
+    started = bool(current.get("started_at"))
+    return finalise(store, job["id"], state, reason=reason, exit_code=slurm_job.exit_code if started else None,
+                    signum=slurm_job.signal if started else None, leftovers="not checked (Slurm job)")
 
 
 def reconcile(store: Store, job: dict[str, Any], repair: bool) -> Reconciled | None:
     """Compare an active Slurm job's record with Slurm; return the drift found, or None.
 
-    Slurm that cannot be reached leaves the job alone, because its state is unknown.
+    Slurm that cannot be reached leaves the job alone, because its state is unknown, and the
+    result says so with `checked` False.
     """
     if job["state"] in schema.FINAL_STATES:
         return None
@@ -433,14 +454,16 @@ def reconcile(store: Store, job: dict[str, Any], repair: bool) -> Reconciled | N
         saved = read_submission(store, job["id"])
         env = client_environ(None, saved.get("slurm_conf"))
         if _unreachable_until.get(env["SLURM_CONF"], 0.0) > time.monotonic():
-            return None
+            return Reconciled(f"Slurm job {slurm_id} not checked: the controller in SLURM_CONF={env['SLURM_CONF']} "
+                              f"did not respond in the last {UNREACHABLE_RETRY_SECONDS:g} s; start slurmctld", False,
+                              checked=False)
         slurm_job = query_job(slurm_id, env)
     except (SlurmUnavailable, UsageError) as error:
         log.warning("job %s: cannot read Slurm job %s: %s", job["id"], slurm_id, error)
         if isinstance(error, SlurmUnavailable):
             # One timeout per cluster and minute, so a check of many jobs does not wait 15 s for each.
             _unreachable_until[env["SLURM_CONF"]] = time.monotonic() + UNREACHABLE_RETRY_SECONDS
-        return None
+        return Reconciled(f"Slurm job {slurm_id} not checked: {error}", False, checked=False)
     if slurm_job is not None and not slurm_job.final:
         return None
     if slurm_job is None:
@@ -462,46 +485,122 @@ def _is_young(job: dict[str, Any], seconds: float = 30.0) -> bool:
         return False
 
 
-def stop_job(store: Store, job_id: str, timeout: float = STOP_TIMEOUT_SECONDS) -> dict[str, Any]:
-    """Cancel a Slurm job with scancel and return its final record.
+def stop_job(store: Store, job_id: str, grace: float | None = None,
+             timeout: float = STOP_TIMEOUT_SECONDS) -> dict[str, Any]:
+    """Stop a Slurm job and return its final record.
 
-    The cluster's KillWait, not the job's stop_grace, sets the time between SIGTERM and SIGKILL.
+    A running job's step gets SIGTERM first (`scancel --batch --signal=TERM`), which it passes
+    on to the command's process group as the local supervisor does. When the command has ended,
+    the step cancels its own batch job and records the stop. A job still running `grace` seconds
+    later (default: its stop_grace) is cancelled with `scancel`, and the cluster's KillWait then
+    sets the time until SIGKILL. A pending job, or one not yet recorded as running, is cancelled
+    at once.
     """
     job = store.get(job_id)
     if job["state"] in schema.FINAL_STATES:
         return job
-    store.mark_cancel(job_id)
+    grace = float(job.get("stop_grace") or 10.0) if grace is None else grace
     saved = read_submission(store, job_id)
     env = client_environ(None, saved.get("slurm_conf"))
-    log.info("job %s: stop requested (Slurm job %s)", job_id, job.get("backend_id"))
-    deadline = time.monotonic() + timeout
-    cancelled_id = None
-    ended_since: float | None = None
-    while time.monotonic() < deadline:
-        job = store.get(job_id)
-        if job["state"] in schema.FINAL_STATES:
-            return job
-        slurm_id = job.get("backend_id")
-        if not slurm_id:
-            if _waiter_alive(job):
-                os.kill(int(job["supervisor_pid"]), signal.SIGTERM)
-            else:
-                return finalise_from_slurm(store, job, None, cancelled_by_request=True)
-            time.sleep(0.1)
-            continue
-        if slurm_id != cancelled_id:
-            result = run_client(["scancel", slurm_id], env)
-            if result.returncode != 0 and "Invalid job id" not in result.stderr:
-                raise BgrunError(f"scancel {slurm_id} failed for job {job_id}: {result.stderr.strip()}")
-            cancelled_id = slurm_id
-        slurm_job = query_job(slurm_id, env)
-        if slurm_job is None or slurm_job.final:
-            ended_since = ended_since or time.monotonic()
-            # The step may still be writing the footer, so give it a moment before writing one here.
-            if not job.get("started_at") or time.monotonic() - ended_since > STOP_RECORD_SECONDS:
-                return finalise_from_slurm(store, job, slurm_job, cancelled_by_request=True)
-        time.sleep(0.2)
-    raise BgrunError(
-        f"job {job_id} did not reach a final state within {timeout:g} s of scancel; run 'bgrun check "
-        f"--repair' and 'bgrun show {job_id}'"
-    )
+    store.mark_cancel(job_id)
+    log.info("job %s: stop requested (Slurm job %s, grace %g s)", job_id, job.get("backend_id"), grace)
+    attempt = _StopAttempt(store, job_id, env, grace)
+    try:
+        return attempt.run(grace + timeout)
+    except StopTimedOut:
+        raise
+    except BgrunError as error:
+        if attempt.delivered:
+            raise BgrunError(
+                f"job {job_id} got the stop signal, but {error}; run 'bgrun check --repair' once the Slurm "
+                f"controller in SLURM_CONF={env['SLURM_CONF']} answers"
+            ) from None
+        # Nothing reached the job, so it must not be recorded as cancelled when it ends on its own.
+        store.clear_cancel(job_id)
+        log.warning("job %s: stop failed before any signal reached it: %s", job_id, error)
+        fix = "" if "SLURM_CONF" in str(error) else (
+            f"start slurmctld, or set SLURM_CONF to the cluster's slurm.conf (now {env['SLURM_CONF']}), then ")
+        raise BgrunError(
+            f"cannot stop job {job_id}: {error}. The job was not signalled and keeps running; {fix}run "
+            f"'bgrun stop {job_id}' again"
+        ) from None
+
+
+class StopTimedOut(BgrunError):
+    """The stopped job did not reach a final state in time, although the stop reached it."""
+
+
+class _StopAttempt:
+    """One `bgrun stop` of a Slurm job. `delivered` turns True once a signal or scancel reached it."""
+
+    def __init__(self, store: Store, job_id: str, env: Mapping[str, str], grace: float):
+        self.store = store
+        self.job_id = job_id
+        self.env = env
+        self.grace = grace
+        self.delivered = False
+
+    def run(self, limit: float) -> dict[str, Any]:
+        """Stop the job within `limit` seconds and return its final record."""
+        store, job_id, env, grace = self.store, self.job_id, self.env, self.grace
+        deadline = time.monotonic() + limit
+        signalled_id = None
+        signalled_at = 0.0
+        cancelled_id = None
+        ended_since: float | None = None
+        while time.monotonic() < deadline:
+            job = store.get(job_id)
+            if job["state"] in schema.FINAL_STATES:
+                return job
+            slurm_id = job.get("backend_id")
+            if not slurm_id:
+                if _waiter_alive(job):
+                    os.kill(int(job["supervisor_pid"]), signal.SIGTERM)
+                    self.delivered = True
+                else:
+                    return finalise_from_slurm(store, job, None, cancelled_by_request=True)
+                time.sleep(0.1)
+                continue
+            if job["state"] == schema.RUNNING and grace > 0 and slurm_id != cancelled_id:
+                if slurm_id != signalled_id:
+                    signalled_id = slurm_id
+                    signalled_at = time.monotonic()
+                    if _signal_step(job_id, slurm_id, env):
+                        self.delivered = True
+                    else:
+                        signalled_at = -math.inf
+                if time.monotonic() - signalled_at < grace:
+                    time.sleep(0.2)
+                    continue
+                log.info("job %s: still running %g s after SIGTERM, cancelling Slurm job %s", job_id, grace, slurm_id)
+            if slurm_id != cancelled_id:
+                result = run_client(["scancel", slurm_id], env)
+                if result.returncode != 0 and "Invalid job id" not in result.stderr:
+                    raise BgrunError(f"scancel {slurm_id} failed: {one_line(result.stderr) or result.returncode}")
+                cancelled_id = slurm_id
+                self.delivered = True
+            slurm_job = query_job(slurm_id, env)
+            if slurm_job is None or slurm_job.final:
+                ended_since = ended_since or time.monotonic()
+                # The step may still be writing the footer, so give it a moment before writing one here.
+                if not job.get("started_at") or time.monotonic() - ended_since > STOP_RECORD_SECONDS:
+                    return finalise_from_slurm(store, job, slurm_job, cancelled_by_request=True)
+            time.sleep(0.2)
+        raise StopTimedOut(
+            f"job {job_id} did not reach a final state within {limit:g} s of the stop request; run "
+            f"'bgrun check --repair' and 'bgrun show {job_id}'"
+        )
+
+
+def _signal_step(job_id: str, slurm_id: str, env: Mapping[str, str]) -> bool:
+    """Send SIGTERM to the step of a running Slurm job only; return False when scancel failed.
+
+    Without `--batch`, `scancel --signal` skips the batch step, which is the step here because
+    the batch script execs it (scancel(1), Slurm 22.05).
+    """
+    result = run_client(["scancel", "--batch", "--signal=TERM", slurm_id], env)
+    if result.returncode != 0:
+        log.warning("job %s: scancel --batch --signal=TERM %s failed: %s", job_id, slurm_id,
+                    result.stderr.strip() or result.returncode)
+        return False
+    return True

@@ -158,7 +158,7 @@ def stop_job(store: Store, job_id: str, grace: float | None = None, wait: bool =
     if job.get("backend") == "slurm":
         from ..backends import slurm
 
-        return slurm.stop_job(store, job_id)
+        return slurm.stop_job(store, job_id, grace=grace)
     grace = float(job.get("stop_grace") or 10.0) if grace is None else grace
 
     if job["state"] == schema.RUNNING:

@@ -110,6 +110,10 @@ class CheckScheduler:
             log.exception("consistency check of %s failed", root)
             return
         self.last_errors.pop(root, None)
+        if not report.complete:
+            # reconcile has logged each job that it could not check, so this names only the count.
+            log.warning("consistency check of %s could not check %d job(s); see %s", root, len(report.unchecked),
+                        report.report_path or "the log above")
         if report.consistent:
             log.debug("consistency check of %s: no drift", root)
             return

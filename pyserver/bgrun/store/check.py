@@ -80,12 +80,18 @@ class Report:
     record_files: int = 0
     log_files: int = 0
     drifts: list[Drift] = field(default_factory=list)
+    # Jobs whose state could not be compared, with the reason, such as a Slurm controller that is down.
+    unchecked: list[Drift] = field(default_factory=list)
     seconds: float = 0.0
     report_path: str | None = None
 
     @property
     def consistent(self) -> bool:
         return not self.drifts
+
+    @property
+    def complete(self) -> bool:
+        return not self.unchecked
 
     def counts(self) -> dict[str, int]:
         counts = {kind: 0 for kind in DRIFT_KINDS}
@@ -96,10 +102,13 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {
             "log_root": self.log_root, "repair": self.repair, "started_at": self.started_at,
-            "consistent": self.consistent, "jobs": self.jobs, "record_files": self.record_files,
+            "consistent": self.consistent, "complete": self.complete, "jobs": self.jobs,
+            "record_files": self.record_files,
             "log_files": self.log_files, "counts": self.counts(),
             "repaired": sum(1 for d in self.drifts if d.repaired),
-            "drifts": [d.to_dict() for d in self.drifts], "seconds": round(self.seconds, 3),
+            "drifts": [d.to_dict() for d in self.drifts],
+            "unchecked": [{"job": item.job_id, "detail": item.detail} for item in self.unchecked],
+            "seconds": round(self.seconds, 3),
             "report_path": self.report_path,
         }
 
@@ -112,8 +121,12 @@ class Report:
         for drift in self.drifts:
             target = f"job {drift.job_id}" if drift.job_id else "store"
             lines.append(f"  {drift.kind}: {target}: {drift.detail}" + (" (repaired)" if drift.repaired else ""))
+        for item in self.unchecked:
+            lines.append(f"  not checked: job {item.job_id}: {item.detail}")
         repaired = sum(1 for d in self.drifts if d.repaired)
-        if self.consistent:
+        if self.consistent and not self.complete:
+            lines.append(f"result: no drift found, but {len(self.unchecked)} job(s) could not be checked")
+        elif self.consistent:
             lines.append("result: consistent")
         elif self.repair:
             lines.append(f"result: {len(self.drifts)} drifts found, {repaired} repaired")
@@ -138,7 +151,7 @@ def run_check(log_root: str | os.PathLike, repair: bool = False, *, write_clean_
         finally:
             store.close()
     report.seconds = time.monotonic() - started
-    if report.drifts or write_clean_report:
+    if report.drifts or report.unchecked or write_clean_report:
         report.report_path = _write_report(root, report)
     for drift in report.drifts:
         log.info("job %s: drift %s: %s%s", drift.job_id, drift.kind, drift.detail,
@@ -489,8 +502,12 @@ def _check_slurm_job(store: Store, job: dict[str, Any], report: Report, repair: 
     from ..backends import slurm
 
     found = slurm.reconcile(store, job, repair)
-    if found is not None:
+    if found is None:
+        return
+    if found.checked:
         report.drifts.append(Drift("process_gone", job["id"], found.detail, found.repaired))
+    else:
+        report.unchecked.append(Drift("unchecked", job["id"], found.detail))
 
 
 def _is_settling(job: dict[str, Any]) -> bool:
