@@ -356,7 +356,8 @@ def start_job(store: Store, job: dict[str, Any], plan: Any, start_at: float) -> 
         if delay <= 0.05:
             return submit(store, job["id"], env)
         if delay >= SHORT_DELAY_SECONDS:
-            return submit(store, job["id"], env, begin_seconds=delay)
+            job = submit(store, job["id"], env, begin_seconds=delay)
+            return _start_releaser(store, job, env, start_at)
         ping_controller(env)
         return _start_waiter(store, job, env, start_at)
     except (StartError, UsageError, OSError) as error:
@@ -367,11 +368,46 @@ def start_job(store: Store, job: dict[str, Any], plan: Any, start_at: float) -> 
         raise StartError(f"job {job['id']} failed to start: {message}") from None
 
 
-def _start_waiter(store: Store, job: dict[str, Any], env: Mapping[str, str], start_at: float) -> dict[str, Any]:
+def _start_releaser(store: Store, job: dict[str, Any], env: Mapping[str, str], start_at: float) -> dict[str, Any]:
+    """Start the waiter that makes Slurm consider a --begin job as soon as its begin time comes.
+
+    The job is already queued, so a waiter that cannot start only makes the job start later.
+    """
+    try:
+        return _start_waiter(store, job, env, start_at, verb="release")
+    except OSError as error:
+        log.warning("job %s: cannot start the waiter for its begin time (%s); Slurm starts it at its "
+                    "next scheduling pass after that time", job["id"], error)
+        return job
+
+
+def release_begin_time(job_id: str, slurm_id: str, env: Mapping[str, str]) -> bool:
+    """Tell slurmctld that a pending job's begin time has come; return True when it accepted.
+
+    slurmctld looks at a job whose `--begin` time has passed only in its next scheduling pass,
+    which can be a minute away (sched_interval 60 s, bf_interval 30 s by default). An update of
+    the job makes it schedule at once, and StartTime=now keeps the begin time it already had.
+    """
+    try:
+        result = run_client(["scontrol", "update", f"JobId={slurm_id}", "StartTime=now"], env)
+    except SlurmUnavailable as error:
+        log.warning("job %s: cannot release Slurm job %s at its begin time: %s", job_id, slurm_id, error)
+        return False
+    if result.returncode != 0:
+        log.warning("job %s: scontrol update of Slurm job %s at its begin time failed: %s", job_id, slurm_id,
+                    one_line(result.stderr) or result.returncode)
+        return False
+    log.info("job %s: Slurm job %s released at its begin time", job_id, slurm_id)
+    return True
+
+
+def _start_waiter(store: Store, job: dict[str, Any], env: Mapping[str, str], start_at: float,
+                  verb: str = "wait") -> dict[str, Any]:
+    """Start a detached `slurm_step` waiter: `wait` submits at start_at, `release` releases the job then."""
     from ..engine import liveness
     from ..engine.spawn import hook_path
 
-    argv = [sys.executable, "-I", "-S", "-c", STEP_BOOT, hook_path(), "wait", str(store.state_dir), job["id"],
+    argv = [sys.executable, "-I", "-S", "-c", STEP_BOOT, hook_path(), verb, str(store.state_dir), job["id"],
             repr(start_at)]
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True, env=dict(env), cwd="/", close_fds=True)

@@ -12,6 +12,9 @@
   COMPLETED.
 - `wait STATE_DIR JOB_ID START_AT`: a detached waiter for a short delay. It sleeps until START_AT
   and submits; SIGTERM before that cancels the job.
+- `release STATE_DIR JOB_ID START_AT`: a detached waiter for a job submitted with `--begin`. It
+  sleeps until START_AT and then makes slurmctld schedule the job at once instead of at its next
+  scheduling pass. SIGTERM ends it without touching the job, which then starts at that pass.
 
 Both run with `python -I -S`, like the local supervisor's hooks, and write any internal error to
 `logs/errors/` with the job id.
@@ -285,6 +288,26 @@ def _record_requeue(store: Store, job: dict[str, Any], attempt: int, total: int,
     log.info("job %s: attempt %s requeued by Slurm (restart %s)", job["id"], attempt, restart)
 
 
+def _sleep_until(start_at: float) -> None:
+    while True:
+        remaining = start_at - time.time()
+        if remaining <= 0:
+            return
+        time.sleep(min(remaining, 60.0))
+
+
+def run_releaser(state_dir: str, job_id: str, start_at: float) -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _sleep_until(start_at)
+    store = _store(state_dir)
+    job = store.get(job_id)
+    if job["state"] != schema.SCHEDULED or not job.get("backend_id"):
+        return
+    saved = slurm.read_submission(store, job_id)
+    slurm.release_begin_time(job_id, job["backend_id"], slurm.client_environ(None, saved.get("slurm_conf")))
+
+
 def run_waiter(state_dir: str, job_id: str, start_at: float) -> None:
     store = _store(state_dir)
 
@@ -295,11 +318,7 @@ def run_waiter(state_dir: str, job_id: str, start_at: float) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        while True:
-            remaining = start_at - time.time()
-            if remaining <= 0:
-                break
-            time.sleep(min(remaining, 60.0))
+        _sleep_until(start_at)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     except supervise.Cancelled:
         finalise(store, job_id, schema.CANCELLED, reason="stopped before it started", exit_code=None,
@@ -326,6 +345,8 @@ def main(argv: list[str]) -> None:
             status = run_step(argv[1], argv[2])
         elif verb == "wait":
             run_waiter(argv[1], argv[2], float(argv[3]))
+        elif verb == "release":
+            run_releaser(argv[1], argv[2], float(argv[3]))
         else:
             raise ValueError(f"unknown Slurm step verb {verb!r}")
     except BaseException:

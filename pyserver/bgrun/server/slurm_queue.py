@@ -5,6 +5,11 @@ store does not say why it waits. The server runs one `squeue` per cluster every 
 such jobs exist, on a thread of its own because a Slurm command may take up to its 15 s timeout.
 The reason (`Resources`, `Priority`, `BeginTime`, `JobHeldUser`, ...) lives in the server's memory
 and goes out as the job's `queue_reason`. It is never written to the store.
+
+A job still waiting for `BeginTime` after its `scheduled_for` has passed is released once with
+`scontrol update StartTime=now` (slurm.release_begin_time), because slurmctld would otherwise
+start it only at its next scheduling pass. That covers a retry's backoff, which the step submits
+with `--begin` from the node, where no waiter can outlive the job.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping
 
 from .. import schema
@@ -23,6 +29,9 @@ log = logging.getLogger("bgrun.server.slurm_queue")
 QUEUE_SECONDS = 5.0
 # Slurm's reason before the scheduler has looked at a new job.
 NO_REASON = "None"
+BEGIN_TIME = "BeginTime"
+# A job waiting for its begin time this long after scheduled_for is released.
+RELEASE_AFTER_SECONDS = 1.0
 
 
 def is_queued_in_slurm(job: Mapping[str, Any]) -> bool:
@@ -108,6 +117,8 @@ class QueuePoller:
         self.thread = threading.Thread(target=self._run, name="bgrun-slurm-queue", daemon=True)
         # Clusters whose last squeue failed, with the time before which they are not asked again.
         self.unreachable_until: dict[str | None, float] = {}
+        # Slurm job ids already released at their begin time, so each is released once.
+        self.released: set[str] = set()
 
     def start(self) -> None:
         self.thread.start()
@@ -128,6 +139,7 @@ class QueuePoller:
                 groups = queue.snapshot()
             for slurm_conf, jobs in groups.items():
                 reasons = self._read(slurm_conf, jobs)
+                self._release_overdue(slurm_conf, jobs, reasons)
                 # Report under the lock, so that a newer record of the job cannot be reported first.
                 with lock:
                     for job_id in jobs:
@@ -142,6 +154,25 @@ class QueuePoller:
                         else:
                             queue.reasons[job_id] = reason
                         report(job)
+
+    def _release_overdue(self, slurm_conf: str | None, jobs: Mapping[str, Mapping[str, Any]],
+                         reasons: Mapping[str, str]) -> None:
+        """Release each job that still waits for BeginTime after its scheduled_for."""
+        now = time.time()
+        for job_id, job in jobs.items():
+            slurm_id = str(job["backend_id"])
+            if reasons.get(slurm_id) != BEGIN_TIME or slurm_id in self.released:
+                continue
+            due = _epoch(job.get("scheduled_for"))
+            if due is None or now - due < RELEASE_AFTER_SECONDS:
+                continue
+            self.released.add(slurm_id)
+            try:
+                env = slurm.client_environ(slurm_conf=slurm_conf)
+            except BgrunError as error:
+                log.warning("job %s: cannot release Slurm job %s: %s", job_id, slurm_id, error)
+                continue
+            slurm.release_begin_time(job_id, slurm_id, env)
 
     def _read(self, slurm_conf: str | None, jobs: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
         """Return the pending reasons of `jobs`' Slurm ids, or {} while their cluster is unreachable.
@@ -160,3 +191,13 @@ class QueuePoller:
             return {}
         self.unreachable_until.pop(slurm_conf, None)
         return reasons
+
+
+def _epoch(text: Any) -> float | None:
+    """Return the seconds since the epoch of an ISO 8601 time with its offset, or None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
