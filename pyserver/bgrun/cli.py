@@ -150,13 +150,15 @@ def seconds_until(iso: str | None) -> float:
         return 0.0
 
 
-def describe_slurm_placement(job: dict[str, Any], just_submitted: bool = False) -> str:
+def describe_slurm_placement(job: dict[str, Any], just_submitted: bool = False,
+                             queue_reason: str | None = None) -> str:
     """Return where a Slurm job is, such as `submitted as job 42`, judged from its record alone.
 
     A scheduled job without `backend_id` waits for the detached waiter of a short delay to run
     sbatch. A scheduled job whose `scheduled_for` is still ahead was submitted with `--begin`
     (a long delay, or the backoff before a retry), so Slurm keeps it PENDING until then.
     `just_submitted` gives the delay in seconds, as `bgrun run` prints it, in place of a time.
+    `queue_reason` is Slurm's pending reason when the caller read it with squeue.
     """
     slurm_id = job.get("backend_id")
     state = job["state"]
@@ -171,6 +173,8 @@ def describe_slurm_placement(job: dict[str, Any], just_submitted: bool = False) 
         return f"running as job {slurm_id}"
     if state == schema.SCHEDULED and seconds_until(due) > 0:
         return f"job {slurm_id}, pending until its begin time {local_clock(due)}"
+    if state == schema.SCHEDULED and not just_submitted:
+        return f"job {slurm_id}, queued in Slurm" + (f" ({queue_reason})" if queue_reason else "")
     return f"submitted as job {slurm_id}"
 
 
@@ -268,8 +272,31 @@ def command_show(args: argparse.Namespace) -> int:
             value = json.dumps(value, ensure_ascii=False)
         print(f"{key}: {value}")
         if key == "backend_id" and job.get("backend") == "slurm":
-            print(f"slurm: {describe_slurm_placement(job)}")
+            print(f"slurm: {describe_slurm_placement(job, queue_reason=read_queue_reason(job))}")
     return 0
+
+
+def read_queue_reason(job: dict[str, Any]) -> str | None:
+    """Return Slurm's pending reason for a Slurm job that waits in the queue, or None.
+
+    A Slurm client that fails or times out only leaves the reason out, because `show` reads the
+    store and must work while the controller is down.
+    """
+    if job.get("backend") != "slurm" or job["state"] != schema.SCHEDULED or not job.get("backend_id"):
+        return None
+    from .backends import slurm
+
+    try:
+        store = Store(job["log_root"])
+        try:
+            saved = slurm.read_submission(store, job["id"])
+        finally:
+            store.close()
+        reasons = slurm.read_pending_reasons([str(job["backend_id"])], saved.get("slurm_conf"), timeout=5.0)
+    except BgrunError as error:
+        logging.getLogger("bgrun.cli").info("job %s: cannot read Slurm's pending reason: %s", job["id"], error)
+        return None
+    return reasons.get(str(job["backend_id"]))
 
 
 def exit_status_of(job: dict[str, Any]) -> int:

@@ -1,4 +1,4 @@
-"""`bgrun check` of a Slurm job whose controller does not answer, against the real test cluster."""
+"""`bgrun check` of a Slurm job whose controller does not respond, against the real test cluster."""
 
 from __future__ import annotations
 

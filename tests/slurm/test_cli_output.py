@@ -87,3 +87,17 @@ def test_json_output_has_no_slurm_line(project):
     assert job["backend_id"].isdigit()
     assert "slurm" not in shown
     assert [entry["id"] for entry in listed] == [job["id"]]
+
+
+def test_show_held_job_reason(project):
+    lines = run_lines(project, "--delay", "0", "--sbatch-option=--hold")
+    job = project.job(job_id_of(lines))
+
+    def held_line():
+        line = slurm_line_of(project.run("show", job["id"], check=True).stdout)
+        return line if "(" in line else None
+
+    from ..conftest import wait_for
+
+    line = wait_for(held_line, message="Slurm to give the held job its pending reason")
+    assert line == f"slurm: job {job['backend_id']}, queued in Slurm (JobHeldUser)"

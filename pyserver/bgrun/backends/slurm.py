@@ -34,7 +34,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from .. import logfile, schema
 from ..errors import BgrunError, StartError, UsageError
@@ -266,6 +266,43 @@ def describe(slurm_job: SlurmJob) -> str:
     if slurm_job.final and slurm_job.fields.get("RunTime") == "00:00:00":
         return f"{text} while pending ({slurm_job.reason})"
     return f"{text}: {slurm_job.reason}"
+
+
+# Slurm's pending reason before the scheduler has looked at a new job.
+NO_REASON = "None"
+
+
+def parse_squeue(text: str) -> dict[str, str]:
+    """Return {Slurm job id: pending reason} from `squeue -h -o %i|%T|%r` output.
+
+    Only PENDING jobs with a reason other than `None` are included.
+    """
+    reasons = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|", 2)
+        if len(parts) == 3 and parts[1] == "PENDING" and parts[2] and parts[2] != NO_REASON:
+            reasons[parts[0]] = parts[2]
+    return reasons
+
+
+def read_pending_reasons(slurm_ids: Iterable[str], slurm_conf: str | None,
+                         timeout: float = CLIENT_TIMEOUT) -> dict[str, str]:
+    """Return the pending reason of each of `slurm_ids` that Slurm still lists as PENDING.
+
+    Raises BgrunError when the config is missing or squeue fails or times out.
+    """
+    ids = sorted(set(slurm_ids), key=int)
+    if not ids:
+        return {}
+    env = client_environ(slurm_conf=slurm_conf)
+    result = run_client(["squeue", "-h", "-j", ",".join(ids), "-o", "%i|%T|%r"], env, timeout=timeout)
+    if result.returncode != 0:
+        # squeue exits 1 when none of the ids is known any more, for example after they all started
+        # and ended between two reads.
+        if "Invalid job id" in result.stderr:
+            return {}
+        raise SlurmUnavailable(f"squeue failed: {result.stderr.strip() or f'exit status {result.returncode}'}")
+    return parse_squeue(result.stdout)
 
 
 def one_line(text: str) -> str:

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from datetime import datetime
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 from .. import schema
 from ..backends import slurm
@@ -27,8 +27,6 @@ from ..errors import BgrunError
 log = logging.getLogger("bgrun.server.slurm_queue")
 
 QUEUE_SECONDS = 5.0
-# Slurm's reason before the scheduler has looked at a new job.
-NO_REASON = "None"
 BEGIN_TIME = "BeginTime"
 # A job waiting for its begin time this long after scheduled_for is released.
 RELEASE_AFTER_SECONDS = 1.0
@@ -39,42 +37,10 @@ def is_queued_in_slurm(job: Mapping[str, Any]) -> bool:
     return job.get("backend") == "slurm" and job.get("state") == schema.SCHEDULED and bool(job.get("backend_id"))
 
 
-def parse_squeue(text: str) -> dict[str, str]:
-    """Return {Slurm job id: pending reason} from `squeue -h -o %i|%T|%r` output.
-
-    Only PENDING jobs with a reason other than `None` are included.
-    """
-    reasons = {}
-    for line in text.splitlines():
-        parts = line.strip().split("|", 2)
-        if len(parts) == 3 and parts[1] == "PENDING" and parts[2] and parts[2] != NO_REASON:
-            reasons[parts[0]] = parts[2]
-    return reasons
-
-
-def read_pending_reasons(slurm_ids: Iterable[str], slurm_conf: str | None) -> dict[str, str]:
-    """Return the pending reason of each of `slurm_ids` that Slurm still lists as PENDING.
-
-    Raises BgrunError when the config is missing or squeue fails or times out.
-    """
-    ids = sorted(set(slurm_ids), key=int)
-    if not ids:
-        return {}
-    env = slurm.client_environ(slurm_conf=slurm_conf)
-    result = slurm.run_client(["squeue", "-h", "-j", ",".join(ids), "-o", "%i|%T|%r"], env)
-    if result.returncode != 0:
-        # squeue exits 1 when none of the ids is known any more, for example after they all started
-        # and ended between two reads.
-        if "Invalid job id" in result.stderr:
-            return {}
-        raise slurm.SlurmUnavailable(f"squeue failed: {result.stderr.strip() or f'exit status {result.returncode}'}")
-    return parse_squeue(result.stdout)
-
-
 class QueueReasons:
     """Pending reasons of the queued Slurm jobs of one log root, keyed by bgrun job id.
 
-    `track` and `reason_of` run under the root's lock. `refresh` runs squeue without it.
+    `track`, `forget` and `snapshot` run under the root's lock, and the poller runs squeue without it.
     """
 
     def __init__(self, slurm_conf_of: Callable[[str], str | None]):
@@ -183,7 +149,7 @@ class QueuePoller:
         if self.unreachable_until.get(slurm_conf, 0.0) > now:
             return {}
         try:
-            reasons = read_pending_reasons((str(job["backend_id"]) for job in jobs.values()), slurm_conf)
+            reasons = slurm.read_pending_reasons((str(job["backend_id"]) for job in jobs.values()), slurm_conf)
         except BgrunError as error:
             self.unreachable_until[slurm_conf] = now + slurm.UNREACHABLE_RETRY_SECONDS
             log.warning("cannot read the Slurm queue for job(s) %s (%s); trying again in %g s",
