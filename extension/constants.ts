@@ -54,6 +54,7 @@ export const SERVER_SETTINGS = [
   "killLeftovers",
   "checkInterval",
   "envFile",
+  "environment",
   "backend",
   "slurmOptions",
 ] as const;

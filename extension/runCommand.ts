@@ -14,7 +14,7 @@ import { Job, Methods, Preview, RunParams } from "./protocol";
 import { PythonExtension } from "./pythonExtension";
 import { RUNNERS, commandForFile } from "./runTarget";
 import { Backend } from "./server";
-import { envFileFor, extensionSettings } from "./settings";
+import { envFileFor, environmentFor, extensionSettings } from "./settings";
 import { requireTrust, showError } from "./vscodeapi";
 
 /** Arguments another extension or a test can pass to bgrun.run to skip the prompts. */
@@ -215,8 +215,9 @@ export class RunFlow {
 
   private runParams(args: RunArguments & { command: string; cwd: string }, folder: vscode.WorkspaceFolder | undefined, environment: string | undefined): RunParams {
     const params: RunParams = { command: args.command, cwd: args.cwd };
-    if (environment !== undefined) {
-      params.environment = environment;
+    const jobEnvironment = environmentFor(folder, environment);
+    if (jobEnvironment !== undefined) {
+      params.environment = jobEnvironment;
     }
     const envFile = envFileFor(folder);
     if (envFile !== undefined) {

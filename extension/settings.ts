@@ -7,7 +7,7 @@ import { NotificationMode } from "./jobFormat";
 import { expandPath } from "./python";
 import { getConfiguration, getWorkspaceFolders } from "./vscodeapi";
 
-const PATH_SETTINGS = new Set<string>(["logRoot", "envFile"]);
+const PATH_SETTINGS = new Set<string>(["logRoot", "envFile", "environment"]);
 
 
 export interface ExtensionSettings {
@@ -83,6 +83,18 @@ export function envFileFor(folder: vscode.WorkspaceFolder | undefined): string |
   }
   const candidate = expandPath(pythonEnvFile, folderPath);
   return !candidate.includes("${") && fs.existsSync(candidate) ? candidate : undefined;
+}
+
+/**
+ * Returns the environment prefix for a job: the bgrun.environment setting, expanded, else the
+ * environment of the Python extension's selected interpreter, else undefined.
+ */
+export function environmentFor(folder: vscode.WorkspaceFolder | undefined, pythonEnvironment: string | undefined): string | undefined {
+  const own = getConfiguration(folder?.uri).get<string>("environment", "");
+  if (own.trim() !== "") {
+    return expandPath(own, folder?.uri.scheme === "file" ? folder.uri.fsPath : undefined);
+  }
+  return pythonEnvironment;
 }
 
 /** Returns true when a change needs a new backend process. */

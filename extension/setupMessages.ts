@@ -3,10 +3,10 @@
 /** Returns the numbered fixes shown when no Python with the backend could be found or set up. */
 export function backendFixes(): string {
   return [
-    "1. Set bgrun.python to a Python 3.9+ that has bgrun installed (pip install 'bgrun[server]').",
+    "1. Set bgrun.python to a Python 3.9+ that has the bgrun backend (from a clone of bgrun: python -m pip install './pyserver[server]').",
     '2. Or select such an interpreter with "Python: Select Interpreter" (Python extension) and leave bgrun.python empty.',
     '3. Or run "bgrun: Set Up Private Python Environment"; on a host without an index, point pip at a wheelhouse first ' +
-      "(PIP_FIND_LINKS=/path/to/wheels and PIP_NO_INDEX=1, or the same keys in pip.conf), then restart VS Code.",
+      "(the keys find-links and no-index in pip.conf, or PIP_FIND_LINKS and PIP_NO_INDEX=1 in the environment VS Code starts with).",
     '4. Then run "bgrun: Restart Backend". "bgrun: Show Backend Log" shows the full output.',
   ].join(" ");
 }

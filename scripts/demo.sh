@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Set up .venv with the backend and the example's dependencies, then run the example training
-# job in the background with the default one-second timer and follow its log to the footer.
+# Set up .venv with the backend (with its language server, so bgrun.python can name this venv)
+# and the example's dependencies, then run the example training job in the background with the
+# default one-second timer and follow its log to the footer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ./pyserver -r examples/requirements.txt
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e './pyserver[server]' -r examples/requirements.txt
 
 .venv/bin/bgrun run --follow --category training --environment .venv -- python examples/train_digits.py

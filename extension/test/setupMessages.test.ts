@@ -6,7 +6,7 @@ import { describeFailure, runProcess } from "../processes";
 describe("backendFixes", () => {
   test("numbers the fixes and names the settings", () => {
     const text = backendFixes();
-    assert.match(text, /^1\. Set bgrun\.python to a Python 3\.9\+ that has bgrun installed/);
+    assert.match(text, /^1\. Set bgrun\.python to a Python 3\.9\+ that has the bgrun backend \(from a clone of bgrun: python -m pip install '.\/pyserver\[server\]'\)/);
     assert.match(text, / 2\. .*Python: Select Interpreter/);
     assert.match(text, / 3\. .*PIP_FIND_LINKS/);
   });
