@@ -182,6 +182,8 @@ def _after(store: Store, job_id: str, attempt: int, total: int, status: int, fai
     job = store.get(job_id)
     exit_code, signum = decode_status(status)
     outcome = "start failed" if failure else schema.describe_outcome({"exit_code": exit_code, "signal": signum})
+    if terminated:
+        _let_signalled_processes_exit(job)
     leftovers = stop_leftovers(job)
     ended_at = now_iso()
     slurm_state = _slurm_end_reason(job.get("backend_id") or "") if signum or terminated else None
@@ -251,6 +253,25 @@ def exit_like(status: int) -> None:
         # Reached for a signal whose default action is not to terminate.
         os._exit(128 + (-status))
     os._exit(min(status, 255))
+
+
+def _let_signalled_processes_exit(job: dict[str, Any]) -> None:
+    """Wait up to half the stop grace for the job's processes that got the forwarded SIGTERM.
+
+    The step signals the whole group at once, and a shell can exit before the program it started,
+    which is then still ending on its own rather than left behind. The local stop waits for the
+    whole tree the same way. Half the grace leaves the other half for the footer before `bgrun
+    stop` runs scancel.
+    """
+    if not job.get("pid"):
+        return
+    import psutil
+
+    from ..engine.stop import collect_tree, job_marker
+
+    tree = collect_tree(None, int(job["pid"]), job_marker(job))
+    if tree:
+        psutil.wait_procs(list(tree.values()), timeout=float(job.get("stop_grace") or 10.0) / 2)
 
 
 def _cancel_own_job(job_id: str, slurm_id: str) -> None:
