@@ -237,7 +237,7 @@ export function statusText(backend: BackendStatus, jobs: readonly Job[], now: nu
     summary.push(`${inSlurmQueue.length} waiting in the Slurm queue`);
   }
   if (scheduled.length > 0) {
-    counts.push(`${scheduled.length} queued`);
+    counts.push(`${scheduled.length} scheduled`);
     summary.push(`${scheduled.length} waiting for ${scheduled.length === 1 ? "its" : "their"} start time`);
   }
   let icon = "$(history)";
@@ -266,9 +266,8 @@ export function statusText(backend: BackendStatus, jobs: readonly Job[], now: nu
 /** Returns the message shown when a job was submitted: when it starts, or goes to Slurm, and its log. */
 export function startMessage(job: Job): string {
   const delay = typeof job.delay === "number" ? `${job.delay} s` : "a moment";
-  const verb = job.backend === "slurm" ? "Submitted job" : "Started job";
-  const where = job.backend === "slurm" ? " to Slurm" : "";
-  return `${verb} #${job.id} ${job.name} (${job.category})${where} in ${delay}. Log: ${job.log_path}`;
+  const when = job.backend === "slurm" ? `goes to Slurm in ${delay}` : `starts in ${delay}`;
+  return `Job #${job.id} ${job.name} (${job.category}) ${when}. Log: ${job.log_path}`;
 }
 
 /** Returns the message shown when a job ends. */

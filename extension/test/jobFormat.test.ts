@@ -141,18 +141,18 @@ describe("statusText", () => {
     assert.equal(statusText("running", [job({ progress: 42 })], NOW).text, "$(sync~spin) bgrun: 1 running 42%");
   });
 
-  test("counts running and queued jobs", () => {
+  test("counts running and scheduled jobs", () => {
     const jobs = [job({ id: "1" }), job({ id: "2", progress: 10 }), job({ id: "3", state: "scheduled" })];
-    assert.equal(statusText("running", jobs, NOW).text, "$(sync~spin) bgrun: 2 running, 1 queued");
+    assert.equal(statusText("running", jobs, NOW).text, "$(sync~spin) bgrun: 2 running, 1 scheduled");
   });
 
-  test("queued only shows a clock", () => {
-    assert.equal(statusText("running", [job({ state: "scheduled" })], NOW).text, "$(clock) bgrun: 1 queued");
+  test("scheduled only shows a clock", () => {
+    assert.equal(statusText("running", [job({ state: "scheduled" })], NOW).text, "$(clock) bgrun: 1 scheduled");
   });
 
   test("counts the Slurm queue apart", () => {
     const jobs = [job({ id: "1" }), slurmQueued({ id: "2" }), slurmQueued({ id: "3" }), job({ id: "4", state: "scheduled" })];
-    assert.equal(statusText("running", jobs, NOW).text, "$(sync~spin) bgrun: 1 running, 2 in Slurm queue, 1 queued");
+    assert.equal(statusText("running", jobs, NOW).text, "$(sync~spin) bgrun: 1 running, 2 in Slurm queue, 1 scheduled");
   });
 
   test("Slurm queue only shows its icon", () => {
@@ -178,13 +178,13 @@ describe("statusText", () => {
 });
 
 describe("startMessage", () => {
-  test("local job starts, Slurm job is submitted", () => {
+  test("local job starts, Slurm job goes to Slurm", () => {
     const local = job({ state: "scheduled", delay: 1 });
-    assert.equal(startMessage(local), "Started job #1 train_model (training) in 1 s. Log: /w/logs/training/train_model_20260101_115900.log");
+    assert.equal(startMessage(local), "Job #1 train_model (training) starts in 1 s. Log: /w/logs/training/train_model_20260101_115900.log");
     const slurm = job({ state: "scheduled", delay: 0, backend: "slurm" });
     assert.equal(
       startMessage(slurm),
-      "Submitted job #1 train_model (training) to Slurm in 0 s. Log: /w/logs/training/train_model_20260101_115900.log",
+      "Job #1 train_model (training) goes to Slurm in 0 s. Log: /w/logs/training/train_model_20260101_115900.log",
     );
   });
 });

@@ -52,14 +52,17 @@ sys.stdout.write("\\n")
 print("done training", flush=True)
 `;
 
+// The notification bgrun shows when a job is submitted.
+const STARTED = /Job #\d+ \S+ \(.*\) starts in/;
+
 function lastTick(text) {
   const ticks = text.match(/tick \d\d/g) ?? [];
   return ticks.at(-1);
 }
 
 async function openLogFromStartNotification(page) {
-  await waitForNotification(page, 'Started job #');
-  await clickNotificationButton(page, 'Started job #', 'Open Log');
+  await waitForNotification(page, STARTED);
+  await clickNotificationButton(page, STARTED, 'Open Log');
 }
 
 test('run in background follows log', { timeout: TEST_TIMEOUT_MS }, async (t) => {
@@ -97,7 +100,7 @@ test('stop job from job list', { timeout: TEST_TIMEOUT_MS }, async () => {
   await withBgrun('bgrun-stop', {}, async ({ page, logRoot }) => {
     await waitForBackendReady(page);
     await runInBackground(page, 'sleep 300');
-    await waitForNotification(page, 'Started job #');
+    await waitForNotification(page, STARTED);
     await waitForBgrunStatus(page, /1 running/, { timeout: 15_000 });
 
     await runCommand(page, 'bgrun: Show Background Jobs');

@@ -52,7 +52,7 @@ test('Slurm job waits in queue then runs', { timeout: 420_000 }, async (t) => {
     await withBgrun('bgrun-slurm-queue', { settings, env }, async ({ page, logRoot }) => {
       await waitForBackendReady(page);
       await runInBackground(page, 'echo hello from slurm; sleep 4');
-      await waitForNotification(page, /Submitted job #1 \S+ \(model_dev\) to Slurm in 0 s/);
+      await waitForNotification(page, /Job #1 \S+ \(model_dev\) goes to Slurm in 0 s/);
 
       const queued = await waitForBgrunStatus(page, /1 in Slurm queue/, { timeout: 30_000 });
       assert.equal(queued, 'bgrun: 1 in Slurm queue');
