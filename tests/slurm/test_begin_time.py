@@ -48,3 +48,10 @@ async def test_server_releases_retry(project):
         assert done["reason"] == "all 2 attempts failed"
     finally:
         await session.close()
+
+
+def test_delay_of_30_uses_begin(project, cluster):
+    job = project.submit("echo later", options=("--delay", "30"))
+
+    assert job["backend_id"].isdigit()
+    assert "Reason=BeginTime" in cluster.scontrol_job(job["backend_id"]).stdout

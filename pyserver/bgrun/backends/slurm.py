@@ -392,7 +392,8 @@ def start_job(store: Store, job: dict[str, Any], plan: Any, start_at: float) -> 
         delay = start_at - time.time()
         if delay <= 0.05:
             return submit(store, job["id"], env)
-        if delay >= SHORT_DELAY_SECONDS:
+        # The requested delay decides, not the time left, which planning has already shortened.
+        if float(job.get("delay") or 0) >= SHORT_DELAY_SECONDS:
             job = submit(store, job["id"], env, begin_seconds=delay)
             return _start_releaser(store, job, env, start_at)
         ping_controller(env)
