@@ -8,7 +8,11 @@ Two times per submission, printed as a Markdown table:
   polled every 10 ms.
 
 Both submit `sleep 1`, interleaved, N times each (default 10), and each job is waited out before
-the next submission so that every job finds a free CPU. Without --slurm-conf the bench starts its
+the next submission so that every job finds a free CPU.
+
+With --begin-delay D (30 or more, so that bgrun uses `--begin`), it also measures timer lateness
+of `bgrun run --delay D` and `sbatch --begin=now+D`, one job at a time: the time to running minus
+D, from the start of the submitting command. Without --slurm-conf the bench starts its
 own cluster with `.ci/slurm/up.sh` in a new folder under /tmp and stops it with `down.sh`. Every
 Slurm command runs with SLURM_CONF set.
 """
@@ -81,7 +85,24 @@ def summary(values: list[float]) -> str:
             f"{statistics.mean(milliseconds):.0f} | {max(milliseconds):.0f}")
 
 
-def run(count: int, env: dict[str, str], work: Path) -> str:
+def measure_begin(env: dict[str, str], argv: list[str], parse_id, delay: int) -> float:
+    """Return the lateness in seconds of one job due `delay` s after its submitting command starts."""
+    started = time.monotonic()
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
+    if result.returncode != 0:
+        raise SystemExit(f"{shlex.join(argv)} failed: {result.stderr.strip()}")
+    slurm_id = parse_id(result.stdout)
+    deadline = time.monotonic() + delay + TIMEOUT_SECONDS + 60
+    while squeue_state(env, slurm_id) not in ("RUNNING", "COMPLETING", ""):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for Slurm job {slurm_id} to run")
+        time.sleep(POLL_SECONDS)
+    lateness = time.monotonic() - started - delay
+    wait_until(lambda: squeue_state(env, slurm_id) == "", f"Slurm job {slurm_id} to end")
+    return lateness
+
+
+def run(count: int, env: dict[str, str], work: Path, begin_delay: int = 0) -> str:
     bgrun = [sys.executable, "-m", "bgrun", "--log-root", str(work / "logs"), "run", "--backend", "slurm",
              "--delay", "0", "--json", "--", "sleep 1"]
     sbatch = ["sbatch", "--parsable", f"--chdir={work}", f"--output={work}/sbatch-%j.log", "--wrap", "sleep 1"]
@@ -111,12 +132,24 @@ def run(count: int, env: dict[str, str], work: Path) -> str:
         running_times = [running for _, running in results[name]]
         lines.append(f"| {labels[name]} | submit latency | {summary(submit_times)} |")
         lines.append(f"| {labels[name]} | time to running | {summary(running_times)} |")
+    if begin_delay:
+        # One job at a time: bgrun's release makes slurmctld schedule every due job, a plain one too.
+        bgrun_begin = bgrun[:bgrun.index("--delay") + 1] + [str(begin_delay)] + bgrun[bgrun.index("--delay") + 2:]
+        sbatch_begin = sbatch[:2] + [f"--begin=now+{begin_delay}"] + sbatch[2:]
+        late: dict[str, list[float]] = {"bgrun": [], "sbatch": []}
+        for _ in range(count):
+            late["sbatch"].append(measure_begin(env, sbatch_begin, sbatch_id, begin_delay))
+            late["bgrun"].append(measure_begin(env, bgrun_begin, bgrun_id, begin_delay))
+        lines.append(f"| `sbatch --begin=now+{begin_delay}` | lateness | {summary(late['sbatch'])} |")
+        lines.append(f"| `bgrun run --backend slurm --delay {begin_delay}` | lateness | {summary(late['bgrun'])} |")
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--count", type=int, default=10, help="submissions per command (default 10)")
+    parser.add_argument("--begin-delay", type=int, default=0,
+                        help="also measure timer lateness of jobs due in this many seconds, 30 or more (default: skip)")
     parser.add_argument("--slurm-conf", help="slurm.conf of a running cluster (default: start one with .ci/slurm/up.sh)")
     args = parser.parse_args()
 
@@ -133,7 +166,7 @@ def main() -> int:
     env = {**os.environ, "SLURM_CONF": slurm_conf,
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY / "pyserver"), os.environ.get("PYTHONPATH")]))}
     try:
-        print(run(args.count, env, work))
+        print(run(args.count, env, work, args.begin_delay))
     finally:
         if state is not None:
             subprocess.run([str(SCRIPTS / "down.sh"), str(state)], check=True, stdout=subprocess.DEVNULL, timeout=300)
