@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Stop the cluster that up.sh started in STATE_DIR. Cancel its jobs, kill
-# the job processes that scancel could not end, then stop slurmd, slurmctld
-# and munged by the PIDs that up.sh and restart-ctld.sh recorded in
-# STATE_DIR/run. Signals go only to those PIDs and to the job processes
-# that this cluster's slurmstepd reports, never to processes found by name.
+# the job processes that scancel could not end, then stop slurmd, slurmctld,
+# slurmdbd, mariadbd and munged by the PIDs that up.sh and restart-ctld.sh
+# recorded in STATE_DIR/run. Signals go only to those PIDs and to the job
+# processes that this cluster's slurmstepd reports, never to processes found
+# by name.
 #
 # Usage: .ci/slurm/down.sh STATE_DIR
 #
@@ -67,7 +68,11 @@ main() {
 
     cancel_jobs
     kill_leftover_jobs
-    stop_daemons slurmd slurmctld munged
+    # slurmctld sends its last job records to slurmdbd as it stops, and
+    # slurmdbd writes them to MariaDB, so stop them in that order.
+    stop_daemons slurmd slurmctld
+    stop_daemons slurmdbd
+    stop_daemons mariadbd munged
     # A daemon stopped by SIGKILL leaves its own PID file behind.
     rm -f "$STATE_DIR"/run/*.daemon.pid
 

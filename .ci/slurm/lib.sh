@@ -7,6 +7,7 @@
 #   run/        NAME.pid written by these scripts, one per daemon, and
 #               NAME.daemon.pid written by the daemons themselves
 #   munge/      munged key, socket and seed file
+#   mysql/      MariaDB data folder and socket (accounting mode only)
 #   ctld/       slurmctld StateSaveLocation
 #   spool/      slurmd SlurmdSpoolDir
 #   log/        daemon logs, console output, jobcomp.log and apt.log
@@ -54,7 +55,9 @@ process_running() {
 
 # Print the PID recorded for daemon $1 if that process is still the daemon
 # started for this STATE_DIR, so that a reused PID is never signalled.
-# Returns 1 when no such process is running.
+# Returns 1 when no such process is running. A daemon belongs to STATE_DIR
+# when its command line names a path in it, or, for slurmdbd, which takes no
+# config option, when the SLURM_CONF it was started with does.
 recorded_pid() {
     local name=$1 pid_file=$STATE_DIR/run/$1.pid pid comm
     [[ -f $pid_file ]] || return 1
@@ -63,7 +66,9 @@ recorded_pid() {
     process_running "$pid" || return 1
     comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
     [[ $comm == "$name" ]] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$STATE_DIR/" || return 1
+    if ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$STATE_DIR/"; then
+        tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF -- "SLURM_CONF=$STATE_DIR/slurm.conf" || return 1
+    fi
     printf '%s\n' "$pid"
 }
 

@@ -208,7 +208,7 @@ def query_job(slurm_id: str, env: Mapping[str, str]) -> SlurmJob | None:
 
     `scontrol show job` finds the job until slurmctld purges it (MinJobAge after it ends). After
     that, only `sacct` finds it, on clusters with accounting. Raises SlurmUnavailable when
-    `scontrol` fails for another reason.
+    `scontrol` fails for another reason, or when `sacct` fails on a cluster with accounting.
     """
     result = run_client(["scontrol", "show", "job", "-o", slurm_id], env)
     if result.returncode == 0 and "JobState=" in result.stdout:
@@ -224,20 +224,36 @@ def query_job(slurm_id: str, env: Mapping[str, str]) -> SlurmJob | None:
     return _query_accounting(slurm_id, env)
 
 
+# Message that sacct 22.05 writes to stderr, exiting 1, when slurm.conf has
+# AccountingStorageType=accounting_storage/none.
+ACCOUNTING_DISABLED = "accounting storage is disabled"
+
+
 def _query_accounting(slurm_id: str, env: Mapping[str, str]) -> SlurmJob | None:
-    """Return the job from `sacct`, or None when accounting is off or has no such job."""
-    try:
-        result = run_client(["sacct", "-n", "-P", "-X", "-j", slurm_id, "-o", "JobID,State,ExitCode"], env)
-    except SlurmUnavailable:
+    """Return the job from `sacct`, or None when the cluster has no accounting or no such job.
+
+    Raises SlurmUnavailable when accounting is configured but `sacct` fails or times out (slurmdbd
+    down), because the job's state is then unknown, not absent.
+    """
+    if shutil.which("sacct", path=env.get("PATH", os.defpath)) is None:
         return None
+    argv = ["sacct", "-n", "-P", "-X", "-j", slurm_id, "-o", "JobID,State,ExitCode,Reason"]
+    result = run_client(argv, env)
     if result.returncode != 0:
-        return None
+        message = (result.stderr or result.stdout).strip()
+        if ACCOUNTING_DISABLED in message:
+            return None
+        raise SlurmUnavailable(f"sacct -j {slurm_id} failed: {message or f'exit status {result.returncode}'}")
     for line in result.stdout.splitlines():
         parts = line.split("|")
-        if len(parts) == 3 and parts[0] == slurm_id:
-            state = parts[1].split()[0] if parts[1] else "UNKNOWN"
-            exit_code, signum = _exit_status(parts[2])
-            return SlurmJob(slurm_id, state, None, exit_code, signum, completing=False)
+        if len(parts) != 4 or parts[0] != slurm_id:
+            continue
+        # sacct writes "CANCELLED by UID" where scontrol writes CANCELLED.
+        state = parts[1].split()[0] if parts[1].strip() else "UNKNOWN"
+        exit_code, signum = _exit_status(parts[2])
+        reason = parts[3] if parts[3] not in ("", "None") else None
+        return SlurmJob(slurm_id, state, reason, exit_code, signum, completing=False,
+                        fields={"JobState": state, "ExitCode": parts[2], "Reason": parts[3]})
     return None
 
 
