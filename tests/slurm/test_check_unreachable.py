@@ -18,13 +18,18 @@ def point_job_at(project, job_id: str, slurm_conf: str) -> None:
         store.close()
 
 
+def write_silent_conf(cluster, folder) -> str:
+    """Write the test cluster's config with a controller port where nothing listens; return its path."""
+    silent = folder / "silent.conf"
+    silent.write_text(cluster.slurm_conf.read_text().replace("SlurmctldPort=", "SlurmctldPort=1"))
+    return str(silent)
+
+
 def test_check_reports_unchecked_job(project, cluster, tmp_path):
     job = project.submit("sleep 300")
     project.wait_state(job["id"], "running")
-    # The same cluster on a port where no controller listens.
-    silent = tmp_path / "silent.conf"
-    silent.write_text(cluster.slurm_conf.read_text().replace("SlurmctldPort=", "SlurmctldPort=1"))
-    point_job_at(project, job["id"], str(silent))
+    silent = write_silent_conf(cluster, tmp_path)
+    point_job_at(project, job["id"], silent)
 
     result = project.run("check", "--repair", "--json")
 
@@ -34,7 +39,7 @@ def test_check_reports_unchecked_job(project, cluster, tmp_path):
     assert report["complete"] is False
     assert [item["job"] for item in report["unchecked"]] == [job["id"]]
     assert "not checked" in report["unchecked"][0]["detail"]
-    assert str(silent) in report["unchecked"][0]["detail"]
+    assert silent in report["unchecked"][0]["detail"]
     assert report["drifts"] == []
     assert project.job(job["id"])["state"] == "running"
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from .test_check_unreachable import point_job_at
+from .test_check_unreachable import point_job_at, write_silent_conf
 
 
 def test_failed_stop_leaves_job_running(project, cluster, tmp_path):
     # The stop fails only after the Slurm client's 15 s timeout, so the job outlives it.
     job = project.submit("sleep 40; echo survived")
     project.wait_state(job["id"], "running")
-    silent = tmp_path / "silent.conf"
-    silent.write_text(cluster.slurm_conf.read_text().replace("SlurmctldPort=", "SlurmctldPort=1"))
-    point_job_at(project, job["id"], str(silent))
+    point_job_at(project, job["id"], write_silent_conf(cluster, tmp_path))
 
     result = project.run("stop", job["id"])
 
