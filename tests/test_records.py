@@ -165,3 +165,24 @@ def test_launcher_killed_before_commit(project):
                 if path.read_text().startswith(f"[bgrun] job: {job['id']}\n")]
     assert claiming == [Path(job["log_path"])]
 
+
+
+def test_now_iso_reads_clock_once(monkeypatch):
+    """A second boundary between two clock readings must not move the time back.
+
+    The clock is replaced here, because no real clock can be made to cross a second at a chosen
+    point of a call.
+    """
+    import time
+    from datetime import datetime
+    from types import SimpleNamespace
+
+    from bgrun.store import mirror
+
+    readings = iter([1796000000.9995, 1796000001.0004])
+    clock = SimpleNamespace(time=lambda: next(readings), localtime=time.localtime, strftime=time.strftime)
+    monkeypatch.setattr(mirror, "time", clock)
+
+    stamp = mirror.now_iso()
+
+    assert abs(datetime.fromisoformat(stamp).timestamp() - 1796000000.999) < 0.0015

@@ -74,7 +74,10 @@ class DatabaseLocked(BgrunError):
 
 def now_iso() -> str:
     """Return the current time as ISO 8601 with milliseconds and the local UTC offset."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime()) + _fraction_and_offset(time.time())
+    # One clock reading for the seconds and the milliseconds: two readings can straddle a second
+    # and make the time up to 1 s early.
+    timestamp = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(timestamp)) + _fraction_and_offset(timestamp)
 
 
 def _fraction_and_offset(timestamp: float) -> str:
