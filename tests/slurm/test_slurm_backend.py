@@ -221,9 +221,13 @@ def test_check_finishes_job_slurm_ended(project, cluster):
     assert drifts[0]["repaired"] is True
     assert done["state"] == "failed"
     assert done["reason"].startswith("Slurm FAILED")
-    assert "[bgrun] state: failed (Slurm FAILED" in project.wait_footer(job["id"])
+    text = project.wait_footer(job["id"])
+    assert "[bgrun] state: failed (Slurm FAILED" in text
+    assert "\n[bgrun] attempt 1 of 1 ended: failed, " in text
     assert [attempt["state"] for attempt in done["attempts"]] == ["failed"]
     assert done["attempts"][0]["ended_at"] == done["ended_at"]
+    slurm_end = re.search(r"\bEndTime=(\S+)", cluster.scontrol_job(job["backend_id"]).stdout).group(1)
+    assert done["ended_at"].startswith(slurm_end + ".000")
 
 
 def test_check_after_purge(project, cluster):

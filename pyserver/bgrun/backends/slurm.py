@@ -521,7 +521,22 @@ def finalise_from_slurm(store: Store, job: dict[str, Any], slurm_job: SlurmJob |
     # Slurm reports ExitCode 0:0 for a job cancelled while pending, which is no exit code at all.
     started = bool(current.get("started_at"))
     return finalise(store, job["id"], state, reason=reason, exit_code=slurm_job.exit_code if started else None,
-                    signum=slurm_job.signal if started else None, leftovers="not checked (Slurm job)")
+                    signum=slurm_job.signal if started else None, leftovers="not checked (Slurm job)",
+                    ended_at=_end_time(slurm_job))
+
+
+def _end_time(slurm_job: SlurmJob) -> str | None:
+    """Return Slurm's EndTime of a job as bgrun writes times, or None when Slurm gave none.
+
+    scontrol prints it in the local time zone without an offset, such as 2026-12-05T00:31:37.
+    """
+    from datetime import datetime
+
+    text = slurm_job.fields.get("EndTime", "")
+    try:
+        return datetime.fromisoformat(text).astimezone().isoformat(timespec="milliseconds")
+    except ValueError:
+        return None
 
 
 def reconcile(store: Store, job: dict[str, Any], repair: bool) -> Reconciled | None:

@@ -86,6 +86,12 @@ def finalise(store: Store, job_id: str, state: str, *, reason: str | None, exit_
     final.update(state=state, reason=reason, exit_code=exit_code, signal=signum, ended_at=ended_at,
                  duration=seconds_between(job.get("started_at"), ended_at))
     outcome = schema.describe_outcome(final) if job.get("started_at") else "never started"
+    # An attempt still open here was not ended by its supervisor or step, which died first, so
+    # its `ended` line is written here, before the footer.
+    total = int(job.get("retries") or 0) + 1
+    for entry in job.get("attempts") or []:
+        if isinstance(entry, dict) and entry.get("ended_at") is None and entry.get("number"):
+            _append_quietly(job, logfile.PREFIX + f"attempt {entry['number']} of {total} ended: {state}, {outcome}\n".encode())
     footer = logfile.footer_bytes(final, outcome, leftovers)
     log_written = _append_quietly(job, footer)
 
@@ -93,7 +99,6 @@ def finalise(store: Store, job_id: str, state: str, *, reason: str | None, exit_
         record.update(state=state, reason=reason, exit_code=exit_code, signal=signum, ended_at=ended_at,
                       duration=final["duration"])
         record["log_missing"] = record.get("log_missing", False) or not log_written
-        # An attempt still open here was not ended by its supervisor or step, which died first.
         for entry in record.get("attempts") or []:
             if isinstance(entry, dict) and entry.get("ended_at") is None:
                 entry.update(ended_at=ended_at, state=state, exit_code=exit_code, signal=signum)
