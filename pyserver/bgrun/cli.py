@@ -282,10 +282,10 @@ def read_queue_reason(job: dict[str, Any]) -> str | None:
     A Slurm client that fails or times out only leaves the reason out, because `show` reads the
     store and must work while the controller is down.
     """
-    if job.get("backend") != "slurm" or job["state"] != schema.SCHEDULED or not job.get("backend_id"):
-        return None
     from .backends import slurm
 
+    if not slurm.is_queued_in_slurm(job):
+        return None
     try:
         store = Store(job["log_root"])
         try:

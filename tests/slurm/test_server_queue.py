@@ -9,8 +9,7 @@ import pytest
 
 from bgrun.backends import slurm
 from bgrun.errors import BgrunError
-from bgrun.backends.slurm import parse_squeue, read_pending_reasons
-from bgrun.server.slurm_queue import is_queued_in_slurm
+from bgrun.backends.slurm import is_queued_in_slurm, parse_squeue, read_pending_reasons
 
 from ..server.conftest import LspSession
 

@@ -284,6 +284,11 @@ def describe(slurm_job: SlurmJob) -> str:
     return f"{text}: {slurm_job.reason}"
 
 
+def is_queued_in_slurm(job: Mapping[str, Any]) -> bool:
+    """Return True for a Slurm job that sbatch accepted and whose step has not started."""
+    return job.get("backend") == "slurm" and job.get("state") == schema.SCHEDULED and bool(job.get("backend_id"))
+
+
 # Slurm's pending reason before the scheduler has looked at a new job.
 NO_REASON = "None"
 

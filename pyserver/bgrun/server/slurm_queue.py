@@ -20,7 +20,6 @@ import time
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
-from .. import schema
 from ..backends import slurm
 from ..errors import BgrunError
 
@@ -30,11 +29,6 @@ QUEUE_SECONDS = 5.0
 BEGIN_TIME = "BeginTime"
 # A job waiting for its begin time this long after scheduled_for is released.
 RELEASE_AFTER_SECONDS = 1.0
-
-
-def is_queued_in_slurm(job: Mapping[str, Any]) -> bool:
-    """Return True for a Slurm job that sbatch accepted and whose step has not started."""
-    return job.get("backend") == "slurm" and job.get("state") == schema.SCHEDULED and bool(job.get("backend_id"))
 
 
 class QueueReasons:
@@ -49,7 +43,7 @@ class QueueReasons:
         self.reasons: dict[str, str] = {}
 
     def track(self, job_id: str, job: Mapping[str, Any]) -> None:
-        if is_queued_in_slurm(job):
+        if slurm.is_queued_in_slurm(job):
             self.queued[job_id] = dict(job)
         else:
             self.queued.pop(job_id, None)
