@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Set up .venv with the backend (with its language server, so bgrun.python can name this venv)
-# and the example's dependencies, then run the example training job in the background with the
-# default one-second timer and follow its log to the footer.
+# Set up .venv with the backend, its language server included so that bgrun.python can name this
+# venv, and the example's dependencies. Then run the example training job in the background with
+# the default one-second timer and follow its log to the footer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

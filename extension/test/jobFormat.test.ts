@@ -5,7 +5,7 @@ import { Job } from "../protocol";
 
 const NOW = Date.parse("2026-01-01T12:00:00.000Z");
 
-/** A Slurm job that sbatch accepted at 11:59:00 and that still waits in the Slurm queue. */
+/** Returns a Slurm job that sbatch accepted at 11:59:00 and that still waits in the Slurm queue. */
 function slurmQueued(fields: Partial<Job> = {}): Job {
   return job({
     state: "scheduled",

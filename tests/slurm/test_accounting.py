@@ -162,9 +162,9 @@ def test_finished_jobs_unchanged_after_purge(project, accounting_cluster):
     assert drifts_of(report, succeeded["id"]) == []
     assert drifts_of(report, failed["id"]) == []
     assert show(project, succeeded["id"])["state"] == "succeeded"
-    shown = show(project, failed["id"])
-    assert shown["state"] == "failed"
-    assert shown["exit_code"] == 3
+    show_output = show(project, failed["id"])
+    assert show_output["state"] == "failed"
+    assert show_output["exit_code"] == 3
     # The step exits as its command did, so Slurm's state and exit code match bgrun's.
     assert sacct_state(accounting_cluster, succeeded["backend_id"]) == "COMPLETED|0:0"
     assert sacct_state(accounting_cluster, failed["backend_id"]) == "FAILED|3:0"
@@ -182,10 +182,10 @@ def test_purged_completed_job_from_sacct(project, accounting_cluster):
     assert [drift["kind"] for drift in drifts] == ["process_gone"], report
     assert drifts[0]["repaired"] is True
     assert f"Slurm job {job['backend_id']} ended as COMPLETED" in drifts[0]["detail"]
-    shown = show(project, job["id"])
-    assert shown["state"] == "succeeded"
-    assert shown["exit_code"] == 0
-    assert shown["reason"] == "Slurm COMPLETED"
+    show_output = show(project, job["id"])
+    assert show_output["state"] == "succeeded"
+    assert show_output["exit_code"] == 0
+    assert show_output["reason"] == "Slurm COMPLETED"
     text = project.wait_footer(job["id"])
     assert "[bgrun] state: succeeded (Slurm COMPLETED)\n" in text
     assert "[bgrun] exit: exit code 0\n" in text
@@ -204,11 +204,11 @@ def test_purged_failed_command_from_sacct(project, accounting_cluster):
     drifts = drifts_of(report, job["id"])
     assert [drift["kind"] for drift in drifts] == ["process_gone"], report
     assert f"Slurm job {job['backend_id']} ended as FAILED" in drifts[0]["detail"]
-    shown = show(project, job["id"])
-    assert shown["state"] == "failed"
-    assert shown["exit_code"] == 3
-    assert shown["signal"] is None
-    assert shown["reason"].startswith("Slurm FAILED")
+    show_output = show(project, job["id"])
+    assert show_output["state"] == "failed"
+    assert show_output["exit_code"] == 3
+    assert show_output["signal"] is None
+    assert show_output["reason"].startswith("Slurm FAILED")
     text = project.wait_footer(job["id"])
     assert "[bgrun] state: failed (Slurm FAILED" in text
     assert "[bgrun] exit: exit code 3\n" in text
@@ -230,10 +230,10 @@ def test_purged_job_without_footer_not_lost(project, accounting_cluster):
     assert [drift["kind"] for drift in drifts] == ["process_gone"], report
     assert "ended as FAILED" in drifts[0]["detail"]
     assert "has no record" not in drifts[0]["detail"]
-    shown = show(project, job["id"])
-    assert shown["state"] == "failed"
-    assert shown["reason"] == "Slurm FAILED"
-    assert shown["signal"] == 9
+    show_output = show(project, job["id"])
+    assert show_output["state"] == "failed"
+    assert show_output["reason"] == "Slurm FAILED"
+    assert show_output["signal"] == 9
     text = project.wait_footer(job["id"])
     assert "[bgrun] state: failed (Slurm FAILED)\n" in text
     assert "[bgrun] exit: killed by SIGKILL\n" in text

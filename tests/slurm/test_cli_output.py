@@ -36,8 +36,8 @@ def test_run_short_delay_before_sbatch(project):
     assert lines[1] == "slurm: will be submitted in 3 s"
     assert lines[2] == f"log: {job['log_path']}"
     done = project.wait_state(job["id"], "succeeded")
-    shown = project.run("show", job["id"], check=True).stdout
-    assert f"\nslurm: submitted as job {done['backend_id']}\n" in shown
+    show_output = project.run("show", job["id"], check=True).stdout
+    assert f"\nslurm: submitted as job {done['backend_id']}\n" in show_output
 
 
 def test_run_begin_pending_until_begin(project, cluster):
@@ -48,23 +48,23 @@ def test_run_begin_pending_until_begin(project, cluster):
     assert job["backend_id"].isdigit()
     assert lines[1] == expected
     assert "Reason=BeginTime" in cluster.scontrol_job(job["backend_id"]).stdout
-    shown = project.run("show", job["id"], check=True).stdout
-    assert f"\nbackend_id: {job['backend_id']}\n{expected}\n" in shown
+    show_output = project.run("show", job["id"], check=True).stdout
+    assert f"\nbackend_id: {job['backend_id']}\n{expected}\n" in show_output
 
 
 def test_show_running_job(project):
     lines = run_lines(project, "--delay", "0", command="sleep 300")
     job = project.wait_state(job_id_of(lines), "running")
-    shown = project.run("show", job["id"], check=True).stdout
-    assert slurm_line_of(shown) == f"slurm: running as job {job['backend_id']}"
-    assert "\nbackend: slurm\n" in shown
+    show_output = project.run("show", job["id"], check=True).stdout
+    assert slurm_line_of(show_output) == f"slurm: running as job {job['backend_id']}"
+    assert "\nbackend: slurm\n" in show_output
 
 
 def test_show_stopped_before_sbatch(project):
     lines = run_lines(project, "--delay", "20")
     project.run("stop", job_id_of(lines), check=True)
-    shown = project.run("show", job_id_of(lines), check=True).stdout
-    assert slurm_line_of(shown) == "slurm: never submitted"
+    show_output = project.run("show", job_id_of(lines), check=True).stdout
+    assert slurm_line_of(show_output) == "slurm: never submitted"
 
 
 def test_list_marks_slurm_jobs(project):
@@ -82,10 +82,10 @@ def test_list_marks_slurm_jobs(project):
 def test_json_output_has_no_slurm_line(project):
     result = project.run("run", "--json", "--delay", "0", "--", "echo hi", check=True)
     job = json.loads(result.stdout)
-    shown = json.loads(project.run("show", "--json", job["id"], check=True).stdout)
+    show_output = json.loads(project.run("show", "--json", job["id"], check=True).stdout)
     listed = json.loads(project.run("list", "--json", check=True).stdout)
     assert job["backend_id"].isdigit()
-    assert "slurm" not in shown
+    assert "slurm" not in show_output
     assert [entry["id"] for entry in listed] == [job["id"]]
 
 

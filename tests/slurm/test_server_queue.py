@@ -48,18 +48,18 @@ async def test_held_job_carries_queue_reason(project, cluster):
         job = await session.request("bgrun/run", {"command": "echo from-slurm", "delay": 0})
         job_id = job["id"]
 
-        held = await session.wait_for(
+        held_job = await session.wait_for(
             lambda: next((change for change in session.changes_of(job_id) if change.get("queue_reason")), None),
             f"a notification of job {job_id} with Slurm's pending reason", SLURM_WAIT)
-        assert held["state"] == "scheduled"
-        assert held["queue_reason"] == "JobHeldUser"
-        assert held["backend_id"]
+        assert held_job["state"] == "scheduled"
+        assert held_job["queue_reason"] == "JobHeldUser"
+        assert held_job["backend_id"]
         listed = await session.request("bgrun/get", {"id": job_id})
         assert listed["queue_reason"] == "JobHeldUser"
         record = project.job(job_id)
         assert "queue_reason" not in record
 
-        subprocess.run(["scontrol", "release", held["backend_id"]], env=cluster.env, check=True, timeout=30)
+        subprocess.run(["scontrol", "release", held_job["backend_id"]], env=cluster.env, check=True, timeout=30)
         done = await session.wait_state(job_id, "succeeded", "failed", "cancelled", "lost", timeout=SLURM_WAIT)
         assert done["state"] == "succeeded"
         assert "queue_reason" not in done
@@ -70,7 +70,7 @@ async def test_held_job_carries_queue_reason(project, cluster):
 
 @pytest.mark.asyncio
 async def test_queue_reason_absent_when_unreachable(project, cluster, tmp_path):
-    """A queued job whose cluster stops answering keeps its state and loses only its reason."""
+    """A queued job whose cluster stops responding keeps its state and loses only its reason."""
     session = LspSession(project, {"backend": "slurm", "slurmOptions": ["--hold"]})
     await session.start()
     try:

@@ -548,7 +548,7 @@ def reconcile(store: Store, job: dict[str, Any], repair: bool) -> Reconciled | N
     """Compare an active Slurm job's record with Slurm; return the drift found, or None.
 
     Slurm that cannot be reached leaves the job alone, because its state is unknown, and the
-    result says so with `checked` False.
+    result has `checked` False.
     """
     if job["state"] in schema.FINAL_STATES:
         return None
@@ -637,7 +637,7 @@ def stop_job(store: Store, job_id: str, grace: float | None = None,
 
 
 class StopTimedOut(BgrunError):
-    """The stopped job did not reach a final state in time, although the stop reached it."""
+    """Raised when a stopped job did not reach a final state in time, although the stop reached it."""
 
 
 class _StopAttempt:

@@ -250,7 +250,8 @@ def exit_like(status: int) -> None:
             os.kill(os.getpid(), -status)
         except (OSError, ValueError) as error:
             log.warning("cannot end the step with signal %d: %s", -status, error)
-        # Reached for a signal whose default action is not to terminate.
+        # Reached when the signal did not end the process: its default action is not to terminate,
+        # or os.kill failed.
         os._exit(128 + (-status))
     os._exit(min(status, 255))
 
